@@ -1,0 +1,30 @@
+//! How an event committed on one replica reaches sockets on every replica.
+//!
+//! The origin replica always delivers to its own sockets directly, so local delivery never
+//! waits on a network hop; a cluster bus then also forwards the event to the other replicas.
+
+mod local;
+
+pub use local::LocalBus;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::events::Event;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusHealth {
+    /// Single node: there is nothing to be connected to.
+    Disabled,
+    Up,
+    Down,
+}
+
+#[async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// Delivers `event` to the local sockets and forwards it to the other replicas. Never blocks
+    /// on a dependency: callers publish right after their transaction committed.
+    async fn publish(&self, event: Event);
+    fn health(&self) -> BusHealth;
+}

@@ -1,0 +1,134 @@
+//! `cyberhub serve | migrate | token | verify`.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use uuid::Uuid;
+
+use crate::auth::{parse_ttl, JwtKeys};
+use crate::config::Config;
+use crate::domain::Role;
+use crate::startup::{self, Application};
+use crate::{fair, store, telemetry};
+
+#[derive(Parser)]
+#[command(name = "cyberhub", version, about = "Realtime backend for computer-club case-opening sites")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API and Socket.IO (the default).
+    Serve,
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Print a signed token (JWT) for an operator or a test.
+    Token {
+        /// The user id (UUID) the token speaks for.
+        #[arg(long)]
+        sub: Uuid,
+        /// `user` or `admin`.
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// Lifetime such as 30m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Recompute a provably fair roll offline from a revealed server seed.
+    Verify {
+        #[arg(long)]
+        server_seed: String,
+        #[arg(long)]
+        client_seed: String,
+        #[arg(long)]
+        nonce: u64,
+        /// The case's item weights in pick order, e.g. 1,10,100,889.
+        #[arg(long, value_delimiter = ',')]
+        weights: Vec<u32>,
+        /// The commitment (serverSeedHash) shown before the rolls, to check against.
+        #[arg(long)]
+        commitment: Option<String>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Verify { server_seed, client_seed, nonce, weights, commitment } => {
+            verify(&server_seed, &client_seed, nonce, &weights, commitment.as_deref())
+        }
+        command => runtime().and_then(|rt| rt.block_on(run(command))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("cyberhub: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env()?;
+    match command {
+        Command::Serve => {
+            telemetry::init(config.log_format);
+            let bind = (config.bind, config.port);
+            let app = Application::build(config).await?;
+            println!("CyberHub listening on http://{}:{}", bind.0, app.port());
+            if let Some(token) = app.dev_admin_token() {
+                println!("No JWT_SECRET set: signing with a secret generated once and kept in the database.");
+                println!("Admin token (valid 24 h), for trying the API:\n\n  {token}\n");
+            }
+            app.run_until(startup::shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            let store = store::connect(&config.database_url, 1).await?;
+            store.close().await;
+            println!("migrations applied to {}", config.database_url);
+        }
+        Command::Token { sub, role, ttl } => {
+            let role = Role::parse(Some(&role)).ok_or_else(|| anyhow::anyhow!("--role must be user or admin"))?;
+            let ttl = parse_ttl(&ttl).ok_or_else(|| anyhow::anyhow!("--ttl must look like 30s, 15m, 1h or 7d"))?;
+            let secret = match &config.jwt_secret {
+                Some(secret) => secret.expose().to_string(),
+                None => {
+                    let store = store::connect(&config.database_url, 1).await?;
+                    let (secret, _) = startup::jwt_secret(&config, store.as_ref()).await?;
+                    store.close().await;
+                    secret
+                }
+            };
+            println!("{}", JwtKeys::new(&secret).issue(sub, role, ttl));
+        }
+        Command::Verify { .. } => unreachable!("handled without a runtime"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(
+    server_seed: &str,
+    client_seed: &str,
+    nonce: u64,
+    weights: &[u32],
+    commitment: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let v = fair::verify(server_seed, client_seed, nonce, weights)?;
+    let matches = commitment.map(|c| c.trim().eq_ignore_ascii_case(&v.commitment));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "commitment": v.commitment,
+            "commitmentMatches": matches,
+            "hmac": v.hmac,
+            "roll": v.roll,
+            "index": v.index,
+        }))?
+    );
+    Ok(if matches == Some(false) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,377 @@
+//! Typed configuration read once from the environment. Every value is checked here, so a bad
+//! setting stops the process at start with a message naming the variable, never a panic later.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+fn invalid(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { var, message: message.into() }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A database URL whose `Display`/`Debug` never show the password, so it can be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let url = DatabaseUrl(raw.to_string());
+        url.backend()?;
+        Ok(url)
+    }
+
+    pub fn backend(&self) -> Result<Backend, ConfigError> {
+        if self.0.starts_with("postgres://") || self.0.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if self.0.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(invalid("DATABASE_URL", format!("unsupported scheme in {self}; use postgres:// or sqlite://")))
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => format!("{scheme}://{userinfo}@{host}"),
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// A secret that never reaches a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `count/unit` with unit `s`, `m` or `h`: `count` requests per unit, with a burst of `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub count: NonZeroU32,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub fn parse(var: &'static str, text: &str) -> Result<Self, ConfigError> {
+        let err = || invalid(var, format!("expected <count>/<s|m|h> such as 10/s, got {text:?}"));
+        let (count, unit) = text.trim().split_once('/').ok_or_else(err)?;
+        let count: NonZeroU32 = count.trim().parse().map_err(|_| err())?;
+        let per = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(err()),
+        };
+        Ok(Rate { count, per })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    pub enabled: bool,
+    /// Case opens per user.
+    pub opens: Rate,
+    /// Inventory claims per user.
+    pub claims: Rate,
+    /// Requests without a bearer token, per client IP.
+    pub anonymous: Rate,
+    /// Socket.IO connects per client IP.
+    pub socket_connects: Rate,
+    /// Payment callbacks per client IP.
+    pub webhook: Rate,
+}
+
+/// An IP network such as `10.0.0.0/8` or a single address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (text.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub database_url: DatabaseUrl,
+    pub database_max_connections: u32,
+    pub redis_url: Option<Secret>,
+    pub jwt_secret: Option<Secret>,
+    pub payment_webhook_secret: Option<Secret>,
+    pub replica_id: String,
+    pub cors_origins: CorsOrigins,
+    pub rate_limits: RateLimits,
+    pub trusted_proxies: Vec<IpNet>,
+    pub log_format: LogFormat,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://cyberhub.db?mode=rwc";
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests can build one without touching the
+    /// process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| lookup(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let port = match get("PORT") {
+            Some(p) => p.parse().map_err(|_| invalid("PORT", format!("not a port number: {p:?}")))?,
+            None => 3000,
+        };
+        let bind = match get("BIND") {
+            Some(b) => b.parse().map_err(|_| invalid("BIND", format!("not an IP address: {b:?}")))?,
+            None => IpAddr::from([0, 0, 0, 0]),
+        };
+        let database_url = DatabaseUrl::parse(&get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()))?;
+        let database_max_connections = match get("DATABASE_MAX_CONNECTIONS") {
+            Some(n) => n
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| invalid("DATABASE_MAX_CONNECTIONS", format!("expected 1..1000, got {n:?}")))?,
+            None => 16,
+        };
+        let redis_url = get("REDIS_URL").map(Secret::new);
+        if let Some(url) = &redis_url {
+            if !(url.expose().starts_with("redis://") || url.expose().starts_with("rediss://")) {
+                return Err(invalid("REDIS_URL", "must start with redis:// or rediss://"));
+            }
+        }
+        let jwt_secret = get("JWT_SECRET").map(Secret::new);
+        if let Some(secret) = &jwt_secret {
+            if secret.expose().len() < 16 {
+                return Err(invalid("JWT_SECRET", "must be at least 16 characters"));
+            }
+        }
+        if redis_url.is_some() {
+            if database_url.backend()? != Backend::Postgres {
+                return Err(invalid(
+                    "DATABASE_URL",
+                    "a cluster (REDIS_URL set) needs PostgreSQL: replicas cannot share an SQLite file",
+                ));
+            }
+            if jwt_secret.is_none() {
+                return Err(invalid(
+                    "JWT_SECRET",
+                    "required when REDIS_URL is set: every replica must verify the same tokens",
+                ));
+            }
+        }
+        let replica_id = get("REPLICA_ID").unwrap_or_else(hostname);
+        let cors_origins = match get("CORS_ORIGINS").as_deref() {
+            None | Some("*") => CorsOrigins::Any,
+            Some(list) => {
+                let origins: Vec<String> =
+                    list.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect();
+                if let Some(bad) = origins.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
+                    return Err(invalid(
+                        "CORS_ORIGINS",
+                        format!("origin must start with http:// or https://: {bad:?}"),
+                    ));
+                }
+                CorsOrigins::List(origins)
+            }
+        };
+        let rate =
+            |var: &'static str, default: &str| Rate::parse(var, &get(var).unwrap_or_else(|| default.to_string()));
+        let rate_limits = RateLimits {
+            enabled: match get("RATE_LIMITS").as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => return Err(invalid("RATE_LIMITS", format!("expected on or off, got {other:?}"))),
+            },
+            opens: rate("RATE_LIMIT_OPENS", "10/s")?,
+            claims: rate("RATE_LIMIT_CLAIMS", "10/s")?,
+            anonymous: rate("RATE_LIMIT_ANONYMOUS", "30/s")?,
+            socket_connects: rate("RATE_LIMIT_SOCKET_CONNECTS", "20/s")?,
+            webhook: rate("RATE_LIMIT_WEBHOOK", "50/s")?,
+        };
+        let trusted_proxies = get("TRUSTED_PROXIES")
+            .unwrap_or_else(|| "127.0.0.0/8,::1".into())
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| IpNet::parse(s).ok_or_else(|| invalid("TRUSTED_PROXIES", format!("not an IP or CIDR: {s:?}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(invalid("LOG_FORMAT", format!("expected text or json, got {other:?}"))),
+        };
+        Ok(Config {
+            bind,
+            port,
+            database_url,
+            database_max_connections,
+            redis_url,
+            jwt_secret,
+            payment_webhook_secret: get("PAYMENT_WEBHOOK_SECRET").map(Secret::new),
+            replica_id,
+            cors_origins,
+            rate_limits,
+            trusted_proxies,
+            log_format,
+        })
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.redis_url.is_some()
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "cyberhub".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_give_a_single_sqlite_node() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.database_url.backend().unwrap(), Backend::Sqlite);
+        assert!(!c.is_cluster());
+        assert!(c.rate_limits.enabled);
+        assert_eq!(c.cors_origins, CorsOrigins::Any);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert_eq!(config(&[("PORT", "http")]).unwrap_err().var, "PORT");
+        assert_eq!(config(&[("DATABASE_URL", "mysql://x")]).unwrap_err().var, "DATABASE_URL");
+        assert_eq!(config(&[("RATE_LIMIT_OPENS", "ten")]).unwrap_err().var, "RATE_LIMIT_OPENS");
+        assert_eq!(config(&[("RATE_LIMITS", "maybe")]).unwrap_err().var, "RATE_LIMITS");
+        assert_eq!(config(&[("TRUSTED_PROXIES", "10.0.0.0/99")]).unwrap_err().var, "TRUSTED_PROXIES");
+        assert_eq!(config(&[("JWT_SECRET", "short")]).unwrap_err().var, "JWT_SECRET");
+    }
+
+    #[test]
+    fn a_cluster_needs_postgres_and_a_shared_secret() {
+        let redis = ("REDIS_URL", "redis://127.0.0.1:6379");
+        assert_eq!(config(&[redis]).unwrap_err().var, "DATABASE_URL");
+        let pg = ("DATABASE_URL", "postgres://u:p@h/db");
+        assert_eq!(config(&[redis, pg]).unwrap_err().var, "JWT_SECRET");
+        assert!(config(&[redis, pg, ("JWT_SECRET", "0123456789abcdef")]).unwrap().is_cluster());
+    }
+
+    #[test]
+    fn database_urls_are_redacted() {
+        let url = DatabaseUrl::parse("postgres://app:hunter2@db:5432/cyberhub").unwrap();
+        assert_eq!(url.to_string(), "postgres://app:***@db:5432/cyberhub");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert_eq!(redact_url("redis://:pw@r:6379"), "redis://:***@r:6379");
+    }
+
+    #[test]
+    fn rates_and_networks_parse() {
+        let r = Rate::parse("X", "5/m").unwrap();
+        assert_eq!((r.count.get(), r.per), (5, Duration::from_secs(60)));
+        let net = IpNet::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(IpNet::parse("127.0.0.0/8").unwrap().contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(IpNet::parse("::1").unwrap().contains("::1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,167 @@
+//! One error type for every HTTP answer, rendered as the envelope the front ends already parse:
+//! `{ "success": false, "error": "<message>", "code": "<snake_case>" }`.
+//! 5xx details are logged, never returned.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("admin role required")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("request body is larger than the 64 KB limit")]
+    PayloadTooLarge,
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error("too many requests, retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{0}")]
+    Unavailable(&'static str),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Conflict { code, message: message.into() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unprocessable { code, .. } => code,
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+/// The envelope for a status that has no richer error (the fallback 404, 405).
+pub fn envelope(status: StatusCode, code: &'static str, message: &str) -> Response {
+    (status, axum::Json(json!({ "success": false, "error": message, "code": code }))).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(err) = &self {
+            tracing::error!(error = ?err, "request failed");
+        }
+        let mut response = envelope(self.status(), self.code(), &self.to_string());
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::InsufficientBalance => {
+                ApiError::Unprocessable { code: "insufficient_balance", message: "insufficient balance".into() }
+            }
+            StoreError::Conflict { code, message } => ApiError::Conflict { code, message },
+            StoreError::Unavailable(err) => {
+                tracing::warn!(error = %err, "database unavailable");
+                ApiError::Unavailable("database unavailable")
+            }
+            StoreError::Database(err) => ApiError::Internal(err.into()),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(err) => {
+                ApiError::bad_request("invalid_body", strip_axum_prefix(&err.body_text()))
+            }
+            JsonRejection::JsonSyntaxError(err) => {
+                ApiError::bad_request("invalid_json", strip_axum_prefix(&err.body_text()))
+            }
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::bad_request("invalid_content_type", "expected Content-Type: application/json")
+            }
+            JsonRejection::BytesRejection(err) if err.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            other => ApiError::bad_request("invalid_body", other.body_text()),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::bad_request("invalid_body", rejection.body_text())
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::bad_request(
+            "invalid_id",
+            format!("malformed id in path: {}", strip_axum_prefix(&rejection.body_text())),
+        )
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::bad_request("invalid_query", strip_axum_prefix(&rejection.body_text()))
+    }
+}
+
+/// axum prefixes its messages with which extractor failed; the envelope's reader wants the reason.
+fn strip_axum_prefix(text: &str) -> String {
+    const PREFIXES: [&str; 4] = [
+        "Failed to deserialize the JSON body into the target type: ",
+        "Failed to parse the request body as JSON: ",
+        "Failed to deserialize query string: ",
+        "Invalid URL: ",
+    ];
+    PREFIXES.iter().find_map(|p| text.strip_prefix(p)).unwrap_or(text).to_string()
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

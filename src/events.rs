@@ -1,0 +1,90 @@
+//! The one place that maps a realtime event to its room, wire name and payload.
+//! Events are state hints (`cases:updated`, `inventory:updated`) or absolute state with a version
+//! (`balance:updated`), so delivering one twice is harmless and a missed one is repaired by the
+//! resync a socket gets when it connects.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::domain::Account;
+use crate::money::Cents;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    CasesUpdated,
+    BalanceUpdated { user_id: Uuid, balance: i64, version: i64 },
+    InventoryUpdated { user_id: Uuid },
+}
+
+/// Who receives an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Audience {
+    Everyone,
+    Room(String),
+}
+
+impl Event {
+    pub fn balance(user_id: Uuid, account: Account) -> Event {
+        Event::BalanceUpdated { user_id, balance: account.balance.as_i64(), version: account.version }
+    }
+
+    pub fn audience(&self) -> Audience {
+        match self {
+            Event::CasesUpdated => Audience::Everyone,
+            Event::BalanceUpdated { user_id, .. } | Event::InventoryUpdated { user_id } => {
+                Audience::Room(user_room(*user_id))
+            }
+        }
+    }
+
+    /// The Socket.IO event name the front ends listen for.
+    pub fn name(&self) -> String {
+        match self {
+            Event::CasesUpdated => "cases:updated".into(),
+            Event::BalanceUpdated { user_id, .. } => format!("balance:updated:{user_id}"),
+            Event::InventoryUpdated { user_id } => format!("inventory:updated:{user_id}"),
+        }
+    }
+
+    /// `None` for events that carry no payload.
+    pub fn payload(&self) -> Option<Value> {
+        match self {
+            Event::BalanceUpdated { balance, version, .. } => {
+                Some(json!({ "balance": Cents(*balance), "version": version }))
+            }
+            Event::CasesUpdated | Event::InventoryUpdated { .. } => None,
+        }
+    }
+
+    /// A bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::CasesUpdated => "cases_updated",
+            Event::BalanceUpdated { .. } => "balance_updated",
+            Event::InventoryUpdated { .. } => "inventory_updated",
+        }
+    }
+}
+
+pub fn user_room(user_id: Uuid) -> String {
+    format!("user:{user_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_map_to_the_old_wire_protocol() {
+        let id = Uuid::parse_str("7f1c2f9e-2a51-4d39-a7a4-53a8f1f1f1f1").unwrap();
+        let balance = Event::BalanceUpdated { user_id: id, balance: 1250, version: 3 };
+        assert_eq!(balance.name(), format!("balance:updated:{id}"));
+        assert_eq!(balance.audience(), Audience::Room(format!("user:{id}")));
+        assert_eq!(balance.payload(), Some(json!({ "balance": 12.5, "version": 3 })));
+        assert_eq!(Event::CasesUpdated.audience(), Audience::Everyone);
+        assert_eq!(Event::CasesUpdated.payload(), None);
+        assert_eq!(Event::InventoryUpdated { user_id: id }.name(), format!("inventory:updated:{id}"));
+    }
+}

@@ -1,0 +1,205 @@
+//! Prometheus metrics. Labels stay bounded: matched routes (never raw paths), event kinds,
+//! outcomes, limiter names; never user ids.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub connected_clients: IntGauge,
+    pub connected_clients_by_auth: IntGaugeVec,
+    pub connects: IntCounterVec,
+    pub disconnects: IntCounterVec,
+    pub events_published: IntCounterVec,
+    pub events_delivered: IntCounterVec,
+    pub event_lag: HistogramVec,
+    pub bus_errors: IntCounterVec,
+    pub bus_connected: IntGauge,
+    pub bus_resubscribes: IntCounter,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub http_in_flight: IntGauge,
+    pub rate_limited: IntCounterVec,
+    pub case_opens: IntCounterVec,
+    pub claims: IntCounter,
+    pub payments: IntCounterVec,
+    pub ledger_cents: IntCounterVec,
+    pub db_pool_size: IntGauge,
+    pub db_pool_idle: IntGauge,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(metric.clone())).expect("unique metric");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::new(name, help).expect("valid metric");
+    registry.register(Box::new(metric.clone())).expect("unique metric");
+    metric
+}
+
+fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric");
+    registry.register(Box::new(metric.clone())).expect("unique metric");
+    metric
+}
+
+impl Metrics {
+    pub fn new(replica: &str) -> Self {
+        let registry = Registry::new();
+        let latency_buckets = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+        let build_info = IntGaugeVec::new(
+            Opts::new("cyberhub_build_info", "Build of the running binary; always 1"),
+            &["version", "git_sha", "replica"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("CYBERHUB_GIT_SHA").unwrap_or("unknown"),
+                replica,
+            ])
+            .set(1);
+        registry.register(Box::new(build_info)).expect("unique metric");
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("unique metric");
+
+        let connected_clients_by_auth = IntGaugeVec::new(
+            Opts::new(
+                "cyberhub_connected_clients_by_auth",
+                "Socket.IO clients connected to this replica, by authentication",
+            ),
+            &["auth"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(connected_clients_by_auth.clone())).expect("unique metric");
+
+        Metrics {
+            connected_clients: gauge(
+                &registry,
+                "cyberhub_connected_clients",
+                "Socket.IO clients connected to this replica",
+            ),
+            connected_clients_by_auth,
+            connects: counter_vec(
+                &registry,
+                "cyberhub_socket_connects_total",
+                "Socket.IO connect attempts by outcome",
+                &["outcome"],
+            ),
+            disconnects: counter_vec(
+                &registry,
+                "cyberhub_socket_disconnects_total",
+                "Socket.IO disconnects by reason",
+                &["reason"],
+            ),
+            events_published: counter_vec(
+                &registry,
+                "cyberhub_events_published_total",
+                "Realtime events published by this replica",
+                &["event"],
+            ),
+            events_delivered: counter_vec(
+                &registry,
+                "cyberhub_events_delivered_total",
+                "Realtime events emitted to this replica's sockets, by origin",
+                &["event", "origin"],
+            ),
+            event_lag: histogram_vec(
+                &registry,
+                "cyberhub_event_delivery_lag_seconds",
+                "Time from publish on the origin replica to emit on this replica",
+                &["event"],
+                latency_buckets.clone(),
+            ),
+            bus_errors: counter_vec(&registry, "cyberhub_bus_errors_total", "Event bus errors by operation", &["op"]),
+            bus_connected: gauge(
+                &registry,
+                "cyberhub_bus_connected",
+                "1 when the cluster event bus (Redis) is connected",
+            ),
+            bus_resubscribes: {
+                let c = IntCounter::new(
+                    "cyberhub_bus_resubscribes_total",
+                    "Times the bus subscribed again after losing Redis",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
+            http_requests: counter_vec(
+                &registry,
+                "cyberhub_http_requests_total",
+                "HTTP requests by method, matched route and status",
+                &["method", "route", "status"],
+            ),
+            http_duration: histogram_vec(
+                &registry,
+                "cyberhub_http_request_duration_seconds",
+                "HTTP request latency by method and matched route",
+                &["method", "route"],
+                latency_buckets,
+            ),
+            http_in_flight: gauge(&registry, "cyberhub_http_requests_in_flight", "HTTP requests being served"),
+            rate_limited: counter_vec(
+                &registry,
+                "cyberhub_rate_limited_total",
+                "Requests refused by a rate limiter",
+                &["limiter"],
+            ),
+            case_opens: counter_vec(&registry, "cyberhub_case_opens_total", "Case opens by case", &["case"]),
+            claims: {
+                let c = IntCounter::new("cyberhub_claims_total", "Inventory items claimed into balance")
+                    .expect("valid metric");
+                registry.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
+            payments: counter_vec(&registry, "cyberhub_payments_total", "Payment callbacks by outcome", &["outcome"]),
+            ledger_cents: counter_vec(
+                &registry,
+                "cyberhub_ledger_cents_total",
+                "Absolute ledger volume in cents by kind",
+                &["kind"],
+            ),
+            db_pool_size: gauge(&registry, "cyberhub_db_pool_connections", "Database pool connections open"),
+            db_pool_idle: gauge(&registry, "cyberhub_db_pool_idle_connections", "Database pool connections idle"),
+            registry,
+        }
+    }
+
+    pub fn client_connected(&self, authenticated: bool) {
+        self.connected_clients.inc();
+        self.connected_clients_by_auth.with_label_values(&[auth_label(authenticated)]).inc();
+    }
+
+    pub fn client_disconnected(&self, authenticated: bool, reason: &str) {
+        self.connected_clients.dec();
+        self.connected_clients_by_auth.with_label_values(&[auth_label(authenticated)]).dec();
+        self.disconnects.with_label_values(&[reason]).inc();
+    }
+
+    pub fn record_ledger(&self, kind: crate::domain::LedgerKind, amount: crate::money::Cents) {
+        self.ledger_cents.with_label_values(&[kind.as_str()]).inc_by(amount.as_i64().unsigned_abs());
+    }
+
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        encoder.encode(&self.registry.gather(), &mut buffer).expect("text encoding cannot fail");
+        String::from_utf8(buffer).expect("prometheus text is UTF-8")
+    }
+}
+
+fn auth_label(authenticated: bool) -> &'static str {
+    if authenticated {
+        "authenticated"
+    } else {
+        "anonymous"
+    }
+}

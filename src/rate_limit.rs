@@ -1,0 +1,110 @@
+//! Per-replica rate limits (governor). Behind a load balancer the effective limit is
+//! `rate × replicas`, which is documented in the README.
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::config::{Rate, RateLimits};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+struct Keyed<K: Hash + Eq + Clone> {
+    name: &'static str,
+    limiter: DefaultKeyedRateLimiter<K>,
+}
+
+impl<K: Hash + Eq + Clone> Keyed<K> {
+    fn new(name: &'static str, rate: Rate) -> Self {
+        let period = rate.per / rate.count.get();
+        let quota =
+            Quota::with_period(period.max(Duration::from_nanos(1))).expect("non-zero period").allow_burst(rate.count);
+        Keyed { name, limiter: RateLimiter::keyed(quota) }
+    }
+
+    fn check(&self, key: &K, metrics: &Metrics) -> Result<(), ApiError> {
+        self.limiter.check_key(key).map_err(|not_until| {
+            metrics.rate_limited.with_label_values(&[self.name]).inc();
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
+        })
+    }
+}
+
+pub struct RateLimiters {
+    enabled: bool,
+    opens: Keyed<Uuid>,
+    claims: Keyed<Uuid>,
+    anonymous: Keyed<IpAddr>,
+    socket_connects: Keyed<IpAddr>,
+    webhook: Keyed<IpAddr>,
+}
+
+impl RateLimiters {
+    pub fn new(config: &RateLimits) -> Self {
+        RateLimiters {
+            enabled: config.enabled,
+            opens: Keyed::new("case_open", config.opens),
+            claims: Keyed::new("claim", config.claims),
+            anonymous: Keyed::new("anonymous", config.anonymous),
+            socket_connects: Keyed::new("socket_connect", config.socket_connects),
+            webhook: Keyed::new("webhook", config.webhook),
+        }
+    }
+
+    pub fn open(&self, user: Uuid, m: &Metrics) -> Result<(), ApiError> {
+        self.gate(|| self.opens.check(&user, m))
+    }
+    pub fn claim(&self, user: Uuid, m: &Metrics) -> Result<(), ApiError> {
+        self.gate(|| self.claims.check(&user, m))
+    }
+    pub fn anonymous(&self, ip: IpAddr, m: &Metrics) -> Result<(), ApiError> {
+        self.gate(|| self.anonymous.check(&ip, m))
+    }
+    pub fn socket_connect(&self, ip: IpAddr, m: &Metrics) -> Result<(), ApiError> {
+        self.gate(|| self.socket_connects.check(&ip, m))
+    }
+    pub fn webhook(&self, ip: IpAddr, m: &Metrics) -> Result<(), ApiError> {
+        self.gate(|| self.webhook.check(&ip, m))
+    }
+
+    fn gate(&self, check: impl FnOnce() -> Result<(), ApiError>) -> Result<(), ApiError> {
+        if self.enabled {
+            check()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Forgets keys whose buckets are full again, so memory follows active clients only.
+    pub fn shrink(&self) {
+        self.opens.limiter.retain_recent();
+        self.claims.limiter.retain_recent();
+        self.anonymous.limiter.retain_recent();
+        self.socket_connects.limiter.retain_recent();
+        self.webhook.limiter.retain_recent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    #[test]
+    fn refuses_past_the_burst_with_a_retry_after() {
+        let metrics = Metrics::new("test");
+        let limiter = Keyed::<u8>::new("t", Rate { count: NonZeroU32::new(3).unwrap(), per: Duration::from_secs(60) });
+        for _ in 0..3 {
+            assert!(limiter.check(&1, &metrics).is_ok());
+        }
+        match limiter.check(&1, &metrics) {
+            Err(ApiError::RateLimited { retry_after_secs }) => assert!((1..=20).contains(&retry_after_secs)),
+            other => panic!("expected a rate limit, got {other:?}"),
+        }
+        assert!(limiter.check(&2, &metrics).is_ok(), "keys are limited separately");
+    }
+}

@@ -1,0 +1,181 @@
+//! Socket.IO: authentication at connect, the per-user room, the balance snapshot that repairs
+//! any missed event, and delivery of bus events to this replica's sockets.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use socketioxide::extract::{AckSender, Data, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::DisconnectReason;
+use socketioxide::SocketIo;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use uuid::Uuid;
+
+use crate::auth::Identity;
+use crate::client_ip;
+use crate::events::{user_room, Audience, Event};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+/// Emits events to the sockets of this replica.
+#[derive(Clone)]
+pub struct Delivery {
+    io: SocketIo,
+    metrics: Arc<Metrics>,
+}
+
+impl Delivery {
+    pub fn new(io: SocketIo, metrics: Arc<Metrics>) -> Self {
+        Delivery { io, metrics }
+    }
+
+    pub async fn deliver(&self, event: &Event) {
+        self.deliver_from(event, "local", None).await
+    }
+
+    /// `published_at` is the origin's clock when the event crossed replicas, for the lag metric.
+    pub async fn deliver_from(&self, event: &Event, origin: &'static str, published_at: Option<SystemTime>) {
+        let name = event.name();
+        let operators = match event.audience() {
+            Audience::Everyone => self.io.broadcast(),
+            Audience::Room(room) => self.io.to(room),
+        };
+        let sent = match event.payload() {
+            Some(payload) => operators.emit(&name, &payload).await,
+            None => operators.emit(&name, &()).await,
+        };
+        if let Err(err) = sent {
+            tracing::debug!(event = %name, error = %err, "some sockets missed an event");
+        }
+        self.metrics.events_delivered.with_label_values(&[event.kind(), origin]).inc();
+        if let Some(at) = published_at {
+            let lag = SystemTime::now().duration_since(at).unwrap_or(Duration::ZERO);
+            self.metrics.event_lag.with_label_values(&[event.kind()]).observe(lag.as_secs_f64());
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Handshake {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// The socket's verified identity, `None` for an anonymous socket.
+#[derive(Clone, Copy, Debug)]
+struct Session(Option<Identity>);
+
+#[derive(Debug, thiserror::Error)]
+enum ConnectRefused {
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("rate_limited")]
+    RateLimited,
+    #[error("unavailable")]
+    Unavailable,
+}
+
+pub fn register(io: &SocketIo, state: AppState) {
+    let middleware_state = state.clone();
+    let authenticate = move |socket: SocketRef, TryData(handshake): TryData<Handshake>| {
+        let state = middleware_state.clone();
+        async move { authenticate(socket, handshake.unwrap_or_default(), state).await }
+    };
+    let on_connect = move |socket: SocketRef| {
+        let state = state.clone();
+        async move { on_connect(socket, state).await }
+    };
+    io.ns("/", on_connect.with(authenticate));
+}
+
+async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) -> Result<(), ConnectRefused> {
+    let parts = socket.req_parts();
+    let ip = client_ip::resolve(
+        client_ip::peer_from_extensions(&parts.extensions),
+        &parts.headers,
+        &state.config.trusted_proxies,
+    );
+    if state.limits.socket_connect(ip, &state.metrics).is_err() {
+        state.metrics.connects.with_label_values(&["rate_limited"]).inc();
+        return Err(ConnectRefused::RateLimited);
+    }
+    let identity = match handshake.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        None => None,
+        Some(token) => match state.jwt.verify(token) {
+            Ok(identity) => Some(identity),
+            Err(_) => {
+                state.metrics.connects.with_label_values(&["unauthorized"]).inc();
+                return Err(ConnectRefused::Unauthorized);
+            }
+        },
+    };
+    if let Some(identity) = identity {
+        if let Err(err) = state.remember_user(identity.user_id).await {
+            tracing::warn!(error = %err, "socket connect refused: database unavailable");
+            return Err(ConnectRefused::Unavailable);
+        }
+    }
+    socket.extensions.insert(Session(identity));
+    Ok(())
+}
+
+async fn on_connect(socket: SocketRef, state: AppState) {
+    let session = socket.extensions.get::<Session>().unwrap_or(Session(None));
+    let authenticated = session.0.is_some();
+    state.metrics.connects.with_label_values(&["accepted"]).inc();
+    state.metrics.client_connected(authenticated);
+
+    let metrics = state.metrics.clone();
+    socket.on_disconnect(move |reason: DisconnectReason| async move {
+        metrics.client_disconnected(authenticated, disconnect_label(reason));
+    });
+    let identity = session.0;
+    socket.on("user:identify", move |socket: SocketRef, Data(body): Data<Value>, ack: AckSender| async move {
+        let _ = ack.send(&identify(&socket, identity, &body));
+    });
+
+    if let Some(identity) = identity {
+        socket.join(user_room(identity.user_id));
+        send_balance_snapshot(&socket, identity.user_id, &state).await;
+    }
+}
+
+/// `user:identify` survives for old clients, but can only confirm the token's own user.
+fn identify(socket: &SocketRef, identity: Option<Identity>, body: &Value) -> Value {
+    let requested = body.get("userId").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok());
+    match (identity, requested) {
+        (Some(identity), Some(requested)) if identity.user_id == requested => {
+            socket.join(user_room(identity.user_id));
+            json!({ "ok": true })
+        }
+        _ => json!({ "ok": false, "error": "forbidden" }),
+    }
+}
+
+/// The current balance, pushed on connect so a client that missed events while away is brought
+/// back to the true state.
+pub async fn send_balance_snapshot(socket: &SocketRef, user_id: Uuid, state: &AppState) {
+    match state.store.account(user_id).await {
+        Ok(Some(account)) => {
+            let event = Event::balance(user_id, account);
+            if let Some(payload) = event.payload() {
+                let _ = socket.emit(event.name(), &payload);
+            }
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!(error = %err, "could not load the balance snapshot"),
+    }
+}
+
+fn disconnect_label(reason: DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::TransportClose => "transport_close",
+        DisconnectReason::MultipleHttpPollingError => "polling_error",
+        DisconnectReason::PacketParsingError => "parse_error",
+        DisconnectReason::TransportError => "transport_error",
+        DisconnectReason::HeartbeatTimeout => "heartbeat_timeout",
+        DisconnectReason::ClientNSDisconnect => "client_disconnect",
+        DisconnectReason::ServerNSDisconnect => "server_disconnect",
+        DisconnectReason::ClosingServer => "closing_server",
+    }
+}

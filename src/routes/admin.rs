@@ -1,0 +1,165 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{parse_id, IdPath, JsonBody, QueryParams};
+use crate::auth::AdminUser;
+use crate::domain::case::validate_items;
+use crate::domain::{CaseDraft, ItemDraft, LedgerKind};
+use crate::error::{ApiError, ApiResult};
+use crate::events::Event;
+use crate::money::Amount;
+use crate::state::AppState;
+use crate::store::Adjustment;
+
+fn invalid(message: String) -> ApiError {
+    ApiError::bad_request("invalid_body", message)
+}
+
+pub async fn create_case(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    JsonBody(draft): JsonBody<CaseDraft>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    draft.validate().map_err(invalid)?;
+    let case = state.store.create_case(&draft).await?;
+    state.publish([Event::CasesUpdated]).await;
+    Ok((StatusCode::CREATED, Json(json!({ "success": true, "case": case }))))
+}
+
+pub async fn update_case(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    IdPath(id): IdPath,
+    JsonBody(draft): JsonBody<CaseDraft>,
+) -> ApiResult<Json<Value>> {
+    draft.validate().map_err(invalid)?;
+    let case = state.store.update_case(id, &draft).await?;
+    state.publish([Event::CasesUpdated]).await;
+    Ok(Json(json!({ "success": true, "case": case })))
+}
+
+pub async fn delete_case(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<Value>> {
+    state.store.delete_case(id).await?;
+    state.publish([Event::CasesUpdated]).await;
+    Ok(Json(json!({ "success": true })))
+}
+
+#[derive(Deserialize)]
+pub struct ItemsRequest {
+    items: Vec<ItemDraft>,
+}
+
+pub async fn replace_items(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    IdPath(id): IdPath,
+    JsonBody(body): JsonBody<ItemsRequest>,
+) -> ApiResult<Json<Value>> {
+    validate_items(&body.items).map_err(invalid)?;
+    let case = state.store.replace_items(id, &body.items).await?;
+    state.publish([Event::CasesUpdated]).await;
+    Ok(Json(json!({ "success": true, "case": case })))
+}
+
+#[derive(Deserialize)]
+pub struct PriceRequest {
+    price: Amount,
+}
+
+pub async fn set_price(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    IdPath(id): IdPath,
+    JsonBody(body): JsonBody<PriceRequest>,
+) -> ApiResult<Json<Value>> {
+    let case = state.store.set_price(id, body.price.cents()).await?;
+    state.publish([Event::CasesUpdated]).await;
+    Ok(Json(json!({ "success": true, "case": case })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BalanceRequest {
+    user_id: String,
+    amount: Amount,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn add_balance(
+    state: State<AppState>,
+    admin: AdminUser,
+    body: JsonBody<BalanceRequest>,
+) -> ApiResult<Json<Value>> {
+    adjust(state, admin, body, true).await
+}
+
+pub async fn subtract_balance(
+    state: State<AppState>,
+    admin: AdminUser,
+    body: JsonBody<BalanceRequest>,
+) -> ApiResult<Json<Value>> {
+    adjust(state, admin, body, false).await
+}
+
+async fn adjust(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    JsonBody(body): JsonBody<BalanceRequest>,
+    credit: bool,
+) -> ApiResult<Json<Value>> {
+    let user_id = parse_id("userId", &body.user_id)?;
+    let reason = body.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
+        return Err(invalid("reason: must be at most 200 characters".into()));
+    }
+    let adjustment = Adjustment { user_id, amount: body.amount.cents(), credit, reason };
+    let account = state.store.adjust_balance(&adjustment).await?;
+    let kind = if credit { LedgerKind::AdminAdd } else { LedgerKind::AdminSubtract };
+    state.metrics.record_ledger(kind, adjustment.amount);
+    tracing::info!(admin = %admin.user_id, user = %user_id, kind = kind.as_str(), cents = adjustment.amount.as_i64(), "balance adjusted");
+    state.publish([Event::balance(user_id, account)]).await;
+    Ok(Json(json!({ "success": true, "balance": account.balance, "balanceVersion": account.version })))
+}
+
+#[derive(Deserialize)]
+pub struct TransactionsQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn transactions(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    IdPath(user_id): IdPath,
+    QueryParams(query): QueryParams<TransactionsQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit: must be from 1 to 200"));
+    }
+    // The cursor is the ledger version to continue below: opaque to clients, stable under inserts.
+    let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(cursor) => Some(
+            cursor
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor: not a cursor this API returned"))?,
+        ),
+        None => None,
+    };
+    let entries = state.store.transactions(user_id, before, limit).await?.ok_or(ApiError::NotFound("user"))?;
+    let next_cursor = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| e.version.to_string()))
+        .flatten()
+        .filter(|v| v != "1");
+    Ok(Json(json!({ "success": true, "transactions": entries, "nextCursor": next_cursor })))
+}

@@ -1,0 +1,49 @@
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::JsonBody;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult};
+use crate::fair::validate_client_seed;
+use crate::state::AppState;
+
+pub async fn current(State(state): State<AppState>, AuthUser(identity): AuthUser) -> ApiResult<Json<Value>> {
+    let pair = state.store.fair_pair(identity.user_id).await?;
+    Ok(Json(json!({
+        "success": true,
+        "serverSeedHash": pair.server_seed_hash,
+        "clientSeed": pair.client_seed,
+        "nonce": pair.nonce,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSeedRequest {
+    client_seed: String,
+}
+
+pub async fn set_client_seed(
+    State(state): State<AppState>,
+    AuthUser(identity): AuthUser,
+    JsonBody(body): JsonBody<ClientSeedRequest>,
+) -> ApiResult<Json<Value>> {
+    validate_client_seed(&body.client_seed).map_err(|e| ApiError::bad_request("invalid_client_seed", e.to_string()))?;
+    rotated(&state, identity.user_id, Some(body.client_seed)).await
+}
+
+pub async fn rotate(State(state): State<AppState>, AuthUser(identity): AuthUser) -> ApiResult<Json<Value>> {
+    rotated(&state, identity.user_id, None).await
+}
+
+async fn rotated(state: &AppState, user_id: uuid::Uuid, client_seed: Option<String>) -> ApiResult<Json<Value>> {
+    let (previous, current) = state.store.rotate_pair(user_id, client_seed).await?;
+    Ok(Json(json!({ "success": true, "previous": previous, "current": current })))
+}
+
+pub async fn history(State(state): State<AppState>, AuthUser(identity): AuthUser) -> ApiResult<Json<Value>> {
+    let pairs = state.store.fair_history(identity.user_id).await?;
+    Ok(Json(json!({ "success": true, "pairs": pairs })))
+}

@@ -1,0 +1,151 @@
+//! Builds the application from a `Config` and reports the port it bound, so tests can start it
+//! on port 0 and `main` can start it on the configured one.
+
+use axum::middleware;
+use axum::Router;
+use socketioxide::SocketIo;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::auth::JwtKeys;
+use crate::bus::{EventBus, LocalBus};
+use crate::config::{Config, CorsOrigins};
+use crate::domain::Role;
+use crate::metrics::Metrics;
+use crate::realtime::{self, Delivery};
+use crate::routes::{self, MAX_BODY_BYTES};
+use crate::state::AppState;
+use crate::store::{self, Store};
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    dev_admin_token: Option<String>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        tracing::info!(database = %config.database_url, replica = %config.replica_id, cluster = config.is_cluster(), "starting");
+        let store = store::connect(&config.database_url, config.database_max_connections).await?;
+        let (secret, generated) = jwt_secret(&config, store.as_ref()).await?;
+        let jwt = JwtKeys::new(&secret);
+        let metrics = Arc::new(Metrics::new(&config.replica_id));
+
+        let (socket_layer, io) = SocketIo::builder()
+            .ping_interval(Duration::from_secs(25))
+            .ping_timeout(Duration::from_secs(20))
+            .max_payload(MAX_BODY_BYTES as u64)
+            .build_layer();
+        let delivery = Delivery::new(io.clone(), metrics.clone());
+        let bus: Arc<dyn EventBus> = Arc::new(LocalBus::new(delivery));
+
+        let dev_admin_token = if generated {
+            let admin_id = uuid::Uuid::parse_str(
+                &store.setting_or_insert("dev_admin_id", &uuid::Uuid::new_v4().to_string()).await?,
+            )?;
+            Some(jwt.issue(admin_id, Role::Admin, Duration::from_secs(24 * 3600)))
+        } else {
+            None
+        };
+
+        let listener = TcpListener::bind((config.bind, config.port)).await?;
+        let cors = cors_layer(&config.cors_origins);
+        let state = AppState::new(config, store, bus, jwt, metrics, io.clone());
+        realtime::register(&io, state.clone());
+        tokio::spawn(shrink_rate_limiters(state.clone()));
+
+        let router = routes::router(state.clone())
+            .layer(middleware::from_fn_with_state(state.clone(), crate::http::observe))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(middleware::from_fn_with_state(state.clone(), crate::http::in_flight))
+            .layer(socket_layer)
+            .layer(cors);
+        Ok(Application { listener, router, state, dev_admin_token })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// An admin token, when the secret was generated for a zero-configuration single node.
+    pub fn dev_admin_token(&self) -> Option<&str> {
+        self.dev_admin_token.as_deref()
+    }
+
+    /// Serves until `shutdown` resolves, then closes every socket (clients reconnect elsewhere),
+    /// stops accepting, and lets requests in flight finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let drain = async move {
+            shutdown.await;
+            tracing::info!(clients = state.metrics.connected_clients.get(), "shutting down: closing sockets");
+            state.io.close().await;
+        };
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(drain)
+            .await?;
+        self.state.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The configured secret, or for a zero-configuration single node one generated once and kept in
+/// the database, so tokens survive restarts and `cyberhub token` can sign with it too.
+pub async fn jwt_secret(config: &Config, store: &dyn Store) -> anyhow::Result<(String, bool)> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok((secret.expose().to_string(), false));
+    }
+    anyhow::ensure!(!config.is_cluster(), "JWT_SECRET is required in a cluster");
+    let candidate = hex::encode(rand::random::<[u8; 32]>());
+    Ok((store.setting_or_insert("jwt_secret", &candidate).await?, true))
+}
+
+fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
+    let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any).max_age(Duration::from_secs(600));
+    match origins {
+        CorsOrigins::Any => layer.allow_origin(Any),
+        CorsOrigins::List(list) => layer.allow_origin(AllowOrigin::list(list.iter().filter_map(|o| o.parse().ok()))),
+    }
+}
+
+async fn shrink_rate_limiters(state: AppState) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        state.limits.shrink();
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

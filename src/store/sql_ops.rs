@@ -1,0 +1,733 @@
+// Shared by the PostgreSQL and SQLite stores: each backend module defines `Db`, `BACKEND`,
+// `SqlStore::connect` and `begin_write`, then `include!`s this file, so both run the very same
+// statements. (rustfmt does not follow include!, run `rustfmt src/store/sql_ops.rs` by hand.)
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Pool, Row};
+use uuid::Uuid;
+
+use crate::config::Backend;
+use crate::domain::case::chance_percent;
+use crate::domain::{
+    Account, Case, CaseDraft, FairProof, InventoryEntry, InventoryStatus, Item, ItemDraft, ItemKind, LedgerEntry,
+    LedgerKind,
+};
+use crate::fair;
+use crate::money::Cents;
+use crate::store::{
+    ActivePair, Adjustment, Claimed, Opened, PairRecord, PaymentNotice, PaymentOutcome, PoolStats, RevealedPair, Store,
+    StoreError, StoreResult,
+};
+
+type DbRow = <Db as sqlx::Database>::Row;
+type DbConn = <Db as sqlx::Database>::Connection;
+
+pub struct SqlStore {
+    pool: Pool<Db>,
+}
+
+const ITEM_COLUMNS: &str = "i.id AS item_id, i.name AS item_name, i.image AS item_image, i.rarity AS item_rarity, \
+     i.kind AS item_kind, i.value AS item_value, i.weight AS item_weight";
+
+fn decode_item(row: &DbRow) -> StoreResult<Item> {
+    let kind: String = row.try_get("item_kind")?;
+    let weight: i64 = row.try_get("item_weight")?;
+    Ok(Item {
+        id: row.try_get("item_id")?,
+        name: row.try_get("item_name")?,
+        image: row.try_get("item_image")?,
+        rarity: row.try_get("item_rarity")?,
+        kind: ItemKind::parse(&kind).ok_or_else(|| corrupt(format!("item kind {kind:?}")))?,
+        value: Cents(row.try_get("item_value")?),
+        weight: u32::try_from(weight).map_err(|_| corrupt(format!("item weight {weight}")))?,
+        chance: 0.0,
+    })
+}
+
+fn corrupt(what: String) -> StoreError {
+    StoreError::Database(sqlx::Error::Protocol(format!("unexpected value in the database: {what}")))
+}
+
+fn decode_account(row: &DbRow) -> StoreResult<Account> {
+    Ok(Account { balance: Cents(row.try_get("balance")?), version: row.try_get("balance_version")? })
+}
+
+fn decode_inventory(row: &DbRow) -> StoreResult<InventoryEntry> {
+    let status: String = row.try_get("status")?;
+    let proof: Option<String> = row.try_get("fair_proof")?;
+    let fair: Option<FairProof> = match proof {
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| corrupt(format!("fair proof: {e}")))?),
+        None => None,
+    };
+    let mut item = decode_item(row)?;
+    if let Some(proof) = &fair {
+        item.chance = chance_percent(item.weight, proof.weights.iter().map(|&w| u64::from(w)).sum());
+    }
+    Ok(InventoryEntry {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        case_id: row.try_get("case_id")?,
+        status: InventoryStatus::parse(&status).ok_or_else(|| corrupt(format!("inventory status {status:?}")))?,
+        won_at: row.try_get("won_at")?,
+        item,
+        fair,
+    })
+}
+
+async fn load_case(conn: &mut DbConn, case_id: Uuid) -> StoreResult<Option<Case>> {
+    let Some(row) = sqlx::query("SELECT name, image, price FROM cases WHERE id = $1 AND active")
+        .bind(case_id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let items = sqlx::query(&format!(
+        "SELECT {ITEM_COLUMNS} FROM items i WHERE i.case_id = $1 AND i.active ORDER BY i.position"
+    ))
+    .bind(case_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(decode_item)
+    .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Some(Case::new(case_id, row.try_get("name")?, row.try_get("image")?, Cents(row.try_get("price")?), items)))
+}
+
+async fn insert_items(conn: &mut DbConn, case_id: Uuid, items: &[ItemDraft]) -> StoreResult<()> {
+    for (position, item) in items.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO items (id, case_id, position, name, image, rarity, kind, value, weight, active) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(case_id)
+        .bind(position as i32)
+        .bind(item.name.trim())
+        .bind(&item.image)
+        .bind(item.rarity.trim())
+        .bind(item.kind.as_str())
+        .bind(item.value.cents().as_i64())
+        .bind(i64::from(item.weight))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn retire_items(conn: &mut DbConn, case_id: Uuid) -> StoreResult<()> {
+    sqlx::query("UPDATE items SET active = FALSE WHERE case_id = $1 AND active")
+        .bind(case_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The one way money leaves a balance: conditional, so concurrent debits can never overdraw.
+async fn debit(conn: &mut DbConn, user_id: Uuid, amount: Cents) -> StoreResult<Option<Account>> {
+    let row = sqlx::query(
+        "UPDATE users SET balance = balance - $2, balance_version = balance_version + 1 \
+         WHERE id = $1 AND balance >= $2 RETURNING balance, balance_version",
+    )
+    .bind(user_id)
+    .bind(amount.as_i64())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(decode_account).transpose()
+}
+
+async fn credit(conn: &mut DbConn, user_id: Uuid, amount: Cents) -> StoreResult<Option<Account>> {
+    let row = sqlx::query(
+        "UPDATE users SET balance = balance + $2, balance_version = balance_version + 1 \
+         WHERE id = $1 RETURNING balance, balance_version",
+    )
+    .bind(user_id)
+    .bind(amount.as_i64())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(decode_account).transpose()
+}
+
+struct LedgerRow<'a> {
+    user_id: Uuid,
+    kind: LedgerKind,
+    amount: Cents,
+    after: Account,
+    reference: Option<&'a str>,
+    reason: Option<&'a str>,
+}
+
+async fn insert_ledger(conn: &mut DbConn, row: LedgerRow<'_>) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO ledger (user_id, kind, amount, balance_after, version, reference, reason, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(row.user_id)
+    .bind(row.kind.as_str())
+    .bind(row.amount.as_i64())
+    .bind(row.after.balance.as_i64())
+    .bind(row.after.version)
+    .bind(row.reference)
+    .bind(row.reason)
+    .bind(Utc::now())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn user_exists(conn: &mut DbConn, user_id: Uuid) -> StoreResult<bool> {
+    Ok(sqlx::query("SELECT 1 FROM users WHERE id = $1").bind(user_id).fetch_optional(&mut *conn).await?.is_some())
+}
+
+async fn insert_user(conn: &mut DbConn, user_id: Uuid) -> StoreResult<()> {
+    sqlx::query("INSERT INTO users (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(user_id)
+        .bind(Utc::now())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn insert_pair(conn: &mut DbConn, user_id: Uuid, client_seed: Option<String>) -> StoreResult<()> {
+    let seed = fair::ServerSeed::generate();
+    sqlx::query(
+        "INSERT INTO fair_seeds (id, user_id, server_seed, server_seed_hash, client_seed, nonce, active, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 0, TRUE, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(Uuid::new_v4())
+    .bind(user_id)
+    .bind(seed.to_hex())
+    .bind(seed.commitment())
+    .bind(client_seed.unwrap_or_else(fair::default_client_seed))
+    .bind(Utc::now())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn decode_pair(row: &DbRow) -> StoreResult<(String, String, String, u64)> {
+    let nonce: i64 = row.try_get("nonce")?;
+    Ok((
+        row.try_get("server_seed")?,
+        row.try_get("server_seed_hash")?,
+        row.try_get("client_seed")?,
+        u64::try_from(nonce).map_err(|_| corrupt(format!("nonce {nonce}")))?,
+    ))
+}
+
+/// The active pair of a user, created on first use. The unique index on active pairs lets two
+/// concurrent first uses agree on one.
+async fn active_pair(conn: &mut DbConn, user_id: Uuid) -> StoreResult<(String, String, String, u64)> {
+    for _ in 0..2 {
+        let row = sqlx::query(
+            "SELECT server_seed, server_seed_hash, client_seed, nonce FROM fair_seeds WHERE user_id = $1 AND active",
+        )
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = row {
+            return decode_pair(&row);
+        }
+        insert_pair(conn, user_id, None).await?;
+    }
+    Err(corrupt("no active seed pair after creating one".into()))
+}
+
+/// Takes the next nonce of the user's active pair in the caller's transaction, so concurrent
+/// opens never share one. Returns the pair with the nonce to use.
+async fn take_nonce(conn: &mut DbConn, user_id: Uuid) -> StoreResult<(String, String, String, u64)> {
+    for _ in 0..3 {
+        let row = sqlx::query(
+            "UPDATE fair_seeds SET nonce = nonce + 1 WHERE user_id = $1 AND active \
+             RETURNING server_seed, server_seed_hash, client_seed, nonce",
+        )
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = row {
+            let (seed, hash, client_seed, next) = decode_pair(&row)?;
+            return Ok((seed, hash, client_seed, next - 1));
+        }
+        // No active pair yet, or a rotation replaced it after this statement's snapshot.
+        insert_pair(conn, user_id, None).await?;
+    }
+    Err(corrupt("could not take a nonce".into()))
+}
+
+async fn inventory_entry(conn: &mut DbConn, inventory_id: Uuid) -> StoreResult<Option<InventoryEntry>> {
+    let row = sqlx::query(&format!(
+        "SELECT inv.id, inv.user_id, inv.case_id, inv.status, inv.fair_proof, inv.won_at, {ITEM_COLUMNS} \
+         FROM inventory inv JOIN items i ON i.id = inv.item_id WHERE inv.id = $1"
+    ))
+    .bind(inventory_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(decode_inventory).transpose()
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        BACKEND
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats { size: self.pool.size(), idle: self.pool.num_idle() as u32 }
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_one(&self.pool).await?;
+        Ok(row.try_get("value")?)
+    }
+
+    async fn ensure_user(&self, user_id: Uuid) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_user(&mut conn, user_id).await
+    }
+
+    async fn account(&self, user_id: Uuid) -> StoreResult<Option<Account>> {
+        let row = sqlx::query("SELECT balance, balance_version FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(decode_account).transpose()
+    }
+
+    async fn cases(&self) -> StoreResult<Vec<Case>> {
+        let rows = sqlx::query(&format!(
+            "SELECT c.id, c.name, c.image, c.price, {ITEM_COLUMNS} \
+             FROM cases c JOIN items i ON i.case_id = c.id AND i.active \
+             WHERE c.active ORDER BY c.created_at, c.id, i.position"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut cases: Vec<Case> = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            items.push(decode_item(row)?);
+            let id: Uuid = row.try_get("id")?;
+            let last_of_case = match rows.get(i + 1) {
+                Some(next) => next.try_get::<Uuid, _>("id")? != id,
+                None => true,
+            };
+            if last_of_case {
+                let (name, image, price) = (row.try_get("name")?, row.try_get("image")?, Cents(row.try_get("price")?));
+                cases.push(Case::new(id, name, image, price, std::mem::take(&mut items)));
+            }
+        }
+        Ok(cases)
+    }
+
+    async fn case(&self, case_id: Uuid) -> StoreResult<Option<Case>> {
+        let mut conn = self.pool.acquire().await?;
+        load_case(&mut conn, case_id).await
+    }
+
+    async fn create_case(&self, draft: &CaseDraft) -> StoreResult<Case> {
+        let mut tx = begin_write(&self.pool).await?;
+        let id = Uuid::new_v4();
+        let now = Utc::now();
+        sqlx::query(
+            "INSERT INTO cases (id, name, image, price, active, created_at, updated_at) VALUES ($1, $2, $3, $4, TRUE, $5, $5)",
+        )
+        .bind(id)
+        .bind(draft.name.trim())
+        .bind(&draft.image)
+        .bind(draft.price.cents().as_i64())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        insert_items(&mut tx, id, &draft.items).await?;
+        let case = load_case(&mut tx, id).await?.ok_or(StoreError::NotFound("case"))?;
+        tx.commit().await?;
+        Ok(case)
+    }
+
+    async fn update_case(&self, case_id: Uuid, draft: &CaseDraft) -> StoreResult<Case> {
+        let mut tx = begin_write(&self.pool).await?;
+        let updated =
+            sqlx::query("UPDATE cases SET name = $2, image = $3, price = $4, updated_at = $5 WHERE id = $1 AND active")
+                .bind(case_id)
+                .bind(draft.name.trim())
+                .bind(&draft.image)
+                .bind(draft.price.cents().as_i64())
+                .bind(Utc::now())
+                .execute(&mut *tx)
+                .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound("case"));
+        }
+        retire_items(&mut tx, case_id).await?;
+        insert_items(&mut tx, case_id, &draft.items).await?;
+        let case = load_case(&mut tx, case_id).await?.ok_or(StoreError::NotFound("case"))?;
+        tx.commit().await?;
+        Ok(case)
+    }
+
+    async fn replace_items(&self, case_id: Uuid, items: &[ItemDraft]) -> StoreResult<Case> {
+        let mut tx = begin_write(&self.pool).await?;
+        let touched = sqlx::query("UPDATE cases SET updated_at = $2 WHERE id = $1 AND active")
+            .bind(case_id)
+            .bind(Utc::now())
+            .execute(&mut *tx)
+            .await?;
+        if touched.rows_affected() == 0 {
+            return Err(StoreError::NotFound("case"));
+        }
+        retire_items(&mut tx, case_id).await?;
+        insert_items(&mut tx, case_id, items).await?;
+        let case = load_case(&mut tx, case_id).await?.ok_or(StoreError::NotFound("case"))?;
+        tx.commit().await?;
+        Ok(case)
+    }
+
+    async fn set_price(&self, case_id: Uuid, price: Cents) -> StoreResult<Case> {
+        let mut tx = begin_write(&self.pool).await?;
+        let updated = sqlx::query("UPDATE cases SET price = $2, updated_at = $3 WHERE id = $1 AND active")
+            .bind(case_id)
+            .bind(price.as_i64())
+            .bind(Utc::now())
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound("case"));
+        }
+        let case = load_case(&mut tx, case_id).await?.ok_or(StoreError::NotFound("case"))?;
+        tx.commit().await?;
+        Ok(case)
+    }
+
+    async fn delete_case(&self, case_id: Uuid) -> StoreResult<()> {
+        let deleted = sqlx::query("UPDATE cases SET active = FALSE, updated_at = $2 WHERE id = $1 AND active")
+            .bind(case_id)
+            .bind(Utc::now())
+            .execute(&self.pool)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound("case"));
+        }
+        Ok(())
+    }
+
+    async fn open_case(&self, user_id: Uuid, case_id: Uuid) -> StoreResult<Opened> {
+        let mut tx = begin_write(&self.pool).await?;
+        let case = load_case(&mut tx, case_id).await?.ok_or(StoreError::NotFound("case"))?;
+        let account = debit(&mut tx, user_id, case.price).await?.ok_or(StoreError::InsufficientBalance)?;
+        let (seed_hex, seed_hash, client_seed, nonce) = take_nonce(&mut tx, user_id).await?;
+        let seed = fair::ServerSeed::from_hex(&seed_hex).map_err(|e| corrupt(format!("server seed: {e}")))?;
+        let weights: Vec<u32> = case.items.iter().map(|i| i.weight).collect();
+        let roll = fair::roll(&seed, &client_seed, nonce);
+        let index = fair::pick(&weights, &roll).ok_or_else(|| corrupt(format!("case {case_id} has no items")))?;
+        let item = case.items[index].clone();
+        let proof = FairProof {
+            server_seed_hash: seed_hash,
+            client_seed,
+            nonce,
+            roll: roll.value,
+            weights,
+            item_ids: case.items.iter().map(|i| i.id).collect(),
+        };
+        let inventory_item_id = Uuid::new_v4();
+        let now = Utc::now();
+        sqlx::query(
+            "INSERT INTO inventory (id, user_id, item_id, case_id, status, fair_proof, won_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'owned', $5, $6, $6)",
+        )
+        .bind(inventory_item_id)
+        .bind(user_id)
+        .bind(item.id)
+        .bind(case_id)
+        .bind(serde_json::to_string(&proof).map_err(|e| corrupt(e.to_string()))?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let reference = inventory_item_id.to_string();
+        insert_ledger(
+            &mut tx,
+            LedgerRow {
+                user_id,
+                kind: LedgerKind::CaseOpen,
+                amount: case.price.neg(),
+                after: account,
+                reference: Some(&reference),
+                reason: Some(&case.name),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Opened { item, price: case.price, inventory_item_id, account, fair: proof })
+    }
+
+    async fn inventory(&self, user_id: Uuid) -> StoreResult<Vec<InventoryEntry>> {
+        sqlx::query(&format!(
+            "SELECT inv.id, inv.user_id, inv.case_id, inv.status, inv.fair_proof, inv.won_at, {ITEM_COLUMNS} \
+             FROM inventory inv JOIN items i ON i.id = inv.item_id \
+             WHERE inv.user_id = $1 ORDER BY inv.won_at DESC, inv.id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(decode_inventory)
+        .collect()
+    }
+
+    async fn claim(&self, user_id: Uuid, inventory_id: Uuid) -> StoreResult<Claimed> {
+        let mut tx = begin_write(&self.pool).await?;
+        let claimed = sqlx::query(
+            "UPDATE inventory SET status = 'claimed', updated_at = $3 \
+             WHERE id = $1 AND user_id = $2 AND status = 'owned' RETURNING item_id",
+        )
+        .bind(inventory_id)
+        .bind(user_id)
+        .bind(Utc::now())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(claimed) = claimed else {
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM inventory WHERE id = $1 AND user_id = $2")
+                    .bind(inventory_id)
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Err(match status {
+                None => StoreError::NotFound("inventory item"),
+                Some(status) => StoreError::Conflict {
+                    code: "not_owned",
+                    message: format!("only owned items can be claimed; this one is {status}"),
+                },
+            });
+        };
+        let item_id: Uuid = claimed.try_get("item_id")?;
+        let value: i64 =
+            sqlx::query_scalar("SELECT value FROM items WHERE id = $1").bind(item_id).fetch_one(&mut *tx).await?;
+        let credited = Cents(value);
+        let account = if credited > Cents::ZERO {
+            let account = credit(&mut tx, user_id, credited).await?.ok_or(StoreError::NotFound("user"))?;
+            let reference = inventory_id.to_string();
+            let row = LedgerRow {
+                user_id,
+                kind: LedgerKind::Claim,
+                amount: credited,
+                after: account,
+                reference: Some(&reference),
+                reason: None,
+            };
+            insert_ledger(&mut tx, row).await?;
+            account
+        } else {
+            // A worthless item changes no balance, so it writes no ledger row and keeps the version.
+            let row = sqlx::query("SELECT balance, balance_version FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            decode_account(&row)?
+        };
+        tx.commit().await?;
+        Ok(Claimed { account, credited })
+    }
+
+    async fn set_inventory_status(&self, inventory_id: Uuid, status: InventoryStatus) -> StoreResult<InventoryEntry> {
+        let mut tx = begin_write(&self.pool).await?;
+        let current = inventory_entry(&mut tx, inventory_id).await?.ok_or(StoreError::NotFound("inventory item"))?;
+        let invalid = |message: String| StoreError::Conflict { code: "invalid_transition", message };
+        if !current.status.admin_can_move(status) {
+            return Err(invalid(format!("an item cannot go from {} to {}", current.status.as_str(), status.as_str())));
+        }
+        let updated = sqlx::query("UPDATE inventory SET status = $2, updated_at = $4 WHERE id = $1 AND status = $3")
+            .bind(inventory_id)
+            .bind(status.as_str())
+            .bind(current.status.as_str())
+            .bind(Utc::now())
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(invalid("the item's status changed concurrently; reload and retry".into()));
+        }
+        let entry = inventory_entry(&mut tx, inventory_id).await?.ok_or(StoreError::NotFound("inventory item"))?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    async fn adjust_balance(&self, adjustment: &Adjustment) -> StoreResult<Account> {
+        let mut tx = begin_write(&self.pool).await?;
+        let user_id = adjustment.user_id;
+        let (account, kind, signed) = if adjustment.credit {
+            let account = credit(&mut tx, user_id, adjustment.amount).await?.ok_or(StoreError::NotFound("user"))?;
+            (account, LedgerKind::AdminAdd, adjustment.amount)
+        } else {
+            let Some(account) = debit(&mut tx, user_id, adjustment.amount).await? else {
+                return Err(if user_exists(&mut tx, user_id).await? {
+                    StoreError::InsufficientBalance
+                } else {
+                    StoreError::NotFound("user")
+                });
+            };
+            (account, LedgerKind::AdminSubtract, adjustment.amount.neg())
+        };
+        let row = LedgerRow {
+            user_id,
+            kind,
+            amount: signed,
+            after: account,
+            reference: None,
+            reason: adjustment.reason.as_deref(),
+        };
+        insert_ledger(&mut tx, row).await?;
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    async fn record_payment(&self, notice: &PaymentNotice) -> StoreResult<PaymentOutcome> {
+        let mut tx = begin_write(&self.pool).await?;
+        let now: DateTime<Utc> = Utc::now();
+        sqlx::query(
+            "INSERT INTO payment_events (payment_id, user_id, amount, status, received_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&notice.payment_id)
+        .bind(notice.user_id)
+        .bind(notice.amount.as_i64())
+        .bind(&notice.status)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if notice.status != "success" {
+            tx.commit().await?;
+            return Ok(PaymentOutcome::Recorded);
+        }
+        // Money that arrived is never refused: a user never seen is created here.
+        insert_user(&mut tx, notice.user_id).await?;
+        let first = sqlx::query(
+            "INSERT INTO payments (payment_id, user_id, amount, credited_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING RETURNING payment_id",
+        )
+        .bind(&notice.payment_id)
+        .bind(notice.user_id)
+        .bind(notice.amount.as_i64())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if first.is_none() {
+            tx.commit().await?;
+            return Ok(PaymentOutcome::Duplicate);
+        }
+        let account = credit(&mut tx, notice.user_id, notice.amount).await?.ok_or(StoreError::NotFound("user"))?;
+        let row = LedgerRow {
+            user_id: notice.user_id,
+            kind: LedgerKind::Payment,
+            amount: notice.amount,
+            after: account,
+            reference: Some(&notice.payment_id),
+            reason: None,
+        };
+        insert_ledger(&mut tx, row).await?;
+        tx.commit().await?;
+        Ok(PaymentOutcome::Credited(account))
+    }
+
+    async fn transactions(
+        &self,
+        user_id: Uuid,
+        before_version: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Option<Vec<LedgerEntry>>> {
+        let mut conn = self.pool.acquire().await?;
+        if !user_exists(&mut conn, user_id).await? {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT id, kind, amount, balance_after, version, reference, reason, created_at FROM ledger \
+             WHERE user_id = $1 AND ($2 IS NULL OR version < $2) ORDER BY version DESC LIMIT $3",
+        )
+        .bind(user_id)
+        .bind(before_version)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        let entries = rows
+            .iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                Ok(LedgerEntry {
+                    id: row.try_get("id")?,
+                    kind: LedgerKind::parse(&kind).ok_or_else(|| corrupt(format!("ledger kind {kind:?}")))?,
+                    amount: Cents(row.try_get("amount")?),
+                    balance_after: Cents(row.try_get("balance_after")?),
+                    version: row.try_get("version")?,
+                    reference: row.try_get("reference")?,
+                    reason: row.try_get("reason")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some(entries))
+    }
+
+    async fn fair_pair(&self, user_id: Uuid) -> StoreResult<ActivePair> {
+        let mut conn = self.pool.acquire().await?;
+        let (_, server_seed_hash, client_seed, nonce) = active_pair(&mut conn, user_id).await?;
+        Ok(ActivePair { server_seed_hash, client_seed, nonce })
+    }
+
+    async fn rotate_pair(&self, user_id: Uuid, client_seed: Option<String>) -> StoreResult<(RevealedPair, ActivePair)> {
+        let mut tx = begin_write(&self.pool).await?;
+        active_pair(&mut tx, user_id).await?;
+        let row = sqlx::query(
+            "UPDATE fair_seeds SET active = FALSE, revealed_at = $2 WHERE user_id = $1 AND active \
+             RETURNING server_seed, server_seed_hash, client_seed, nonce",
+        )
+        .bind(user_id)
+        .bind(Utc::now())
+        .fetch_one(&mut *tx)
+        .await?;
+        let (server_seed, server_seed_hash, old_client_seed, nonce) = decode_pair(&row)?;
+        insert_pair(&mut tx, user_id, Some(client_seed.unwrap_or_else(|| old_client_seed.clone()))).await?;
+        let (_, new_hash, new_client_seed, new_nonce) = active_pair(&mut tx, user_id).await?;
+        tx.commit().await?;
+        Ok((
+            RevealedPair { server_seed, server_seed_hash, client_seed: old_client_seed, nonce },
+            ActivePair { server_seed_hash: new_hash, client_seed: new_client_seed, nonce: new_nonce },
+        ))
+    }
+
+    async fn fair_history(&self, user_id: Uuid) -> StoreResult<Vec<PairRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        active_pair(&mut conn, user_id).await?;
+        let rows = sqlx::query(
+            "SELECT server_seed, server_seed_hash, client_seed, nonce, active, created_at, revealed_at \
+             FROM fair_seeds WHERE user_id = $1 ORDER BY active DESC, created_at DESC",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let (seed, server_seed_hash, client_seed, nonce) = decode_pair(row)?;
+                let active: bool = row.try_get("active")?;
+                Ok(PairRecord {
+                    server_seed: (!active).then_some(seed),
+                    server_seed_hash,
+                    client_seed,
+                    nonce,
+                    created_at: row.try_get("created_at")?,
+                    revealed_at: row.try_get("revealed_at")?,
+                })
+            })
+            .collect()
+    }
+}
