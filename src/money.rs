@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use std::fmt;
 
 /// The largest amount the API accepts or shows in one field: 100,000,000.00.
-pub const MAX_CENTS: i64 = 100_000_000_00;
+pub const MAX_CENTS: i64 = 10_000_000_000;
 
 /// An exact amount of money in cents. Signed, because ledger rows carry debits as negatives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -20,8 +20,11 @@ impl Cents {
     pub fn as_i64(self) -> i64 {
         self.0
     }
+}
 
-    pub fn neg(self) -> Cents {
+impl std::ops::Neg for Cents {
+    type Output = Cents;
+    fn neg(self) -> Cents {
         Cents(-self.0)
     }
 }

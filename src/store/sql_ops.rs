@@ -462,7 +462,7 @@ impl Store for SqlStore {
             LedgerRow {
                 user_id,
                 kind: LedgerKind::CaseOpen,
-                amount: case.price.neg(),
+                amount: -case.price,
                 after: account,
                 reference: Some(&reference),
                 reason: Some(&case.name),
@@ -578,7 +578,7 @@ impl Store for SqlStore {
                     StoreError::NotFound("user")
                 });
             };
-            (account, LedgerKind::AdminSubtract, adjustment.amount.neg())
+            (account, LedgerKind::AdminSubtract, -adjustment.amount)
         };
         let row = LedgerRow {
             user_id,

@@ -1,0 +1,103 @@
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::on_both_backends;
+use cyberhub::fair;
+
+fn three_items() -> Value {
+    json!([
+        { "name": "Common", "image": "", "rarity": "common", "kind": "money", "value": 0.1, "weight": 70 },
+        { "name": "Rare", "image": "", "rarity": "rare", "kind": "money", "value": 1, "weight": 25 },
+        { "name": "Legend", "image": "", "rarity": "legendary", "kind": "skin", "value": 50, "weight": 5 }
+    ])
+}
+
+/// Recomputes an open from a revealed seed, as a player would.
+fn replay(server_seed: &str, proof: &Value) -> Value {
+    let seed = fair::ServerSeed::from_hex(server_seed).unwrap();
+    let weights: Vec<u32> = proof["weights"].as_array().unwrap().iter().map(|w| w.as_u64().unwrap() as u32).collect();
+    let roll = fair::roll(&seed, proof["clientSeed"].as_str().unwrap(), proof["nonce"].as_u64().unwrap());
+    assert_eq!(roll.value, proof["roll"].as_f64().unwrap(), "the roll replays");
+    let index = fair::pick(&weights, &roll).unwrap();
+    proof["itemIds"][index].clone()
+}
+
+on_both_backends! {
+    async fn every_open_is_verifiable_after_rotation(app) {
+        let user = app.known_user().await;
+        let token = Some(user.token.as_str());
+        let before = app.get("/api/fair", token).await.expect(200).clone();
+        assert_eq!(before["nonce"], 0);
+        let commitment = before["serverSeedHash"].as_str().unwrap().to_string();
+        assert_eq!(commitment.len(), 64);
+        assert!(before["clientSeed"].as_str().is_some_and(|s| !s.is_empty()));
+
+        let case = app.create_case(1.0, three_items()).await;
+        app.fund(&user, 30.0).await;
+        let mut opens = Vec::new();
+        for _ in 0..30 {
+            opens.push(app.post("/api/cases/open", token, json!({ "caseId": case["id"] })).await.expect(200).clone());
+        }
+        for (nonce, open) in opens.iter().enumerate() {
+            assert_eq!(open["fair"]["serverSeedHash"], commitment);
+            assert_eq!(open["fair"]["clientSeed"], before["clientSeed"]);
+            assert_eq!(open["fair"]["nonce"], nonce);
+            assert_eq!(open["fair"]["weights"], json!([70, 25, 5]));
+        }
+        assert_eq!(app.get("/api/fair", token).await.body["nonce"], 30);
+        let inventory = app.get("/api/inventory", token).await.expect(200)["items"].clone();
+        assert!(inventory.as_array().unwrap().iter().all(|entry| entry["fair"]["serverSeedHash"] == commitment));
+
+        let rotated = app.post("/api/fair/rotate", token, json!({})).await.expect(200).clone();
+        let revealed = rotated["previous"]["serverSeed"].as_str().unwrap().to_string();
+        assert_eq!(hex::encode(Sha256::digest(hex::decode(&revealed).unwrap())), commitment, "the reveal matches the commitment");
+        assert_eq!(rotated["previous"]["nonce"], 30);
+        assert_eq!(rotated["current"]["nonce"], 0);
+        assert_ne!(rotated["current"]["serverSeedHash"], commitment);
+        assert_eq!(rotated["current"]["clientSeed"], before["clientSeed"], "rotate keeps the client seed");
+
+        for open in &opens {
+            assert_eq!(replay(&revealed, &open["fair"]), open["item"]["id"], "item for item");
+        }
+
+        let history = app.get("/api/fair/history", token).await.expect(200)["pairs"].clone();
+        let pairs = history.as_array().unwrap();
+        assert_eq!(pairs.len(), 2);
+        assert_eq!(pairs[0]["serverSeed"], json!(null), "the active seed stays secret");
+        assert_eq!(pairs[1]["serverSeed"], revealed);
+        assert_eq!(pairs[1]["serverSeedHash"], commitment);
+        assert!(pairs[1]["revealedAt"].as_str().is_some());
+
+        // The player's own script, run with Node, agrees with the server.
+        let open = &opens[7];
+        let weights = open["fair"]["weights"].as_array().unwrap().iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",");
+        let output = std::process::Command::new("node")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fair-verify.js"))
+            .args([revealed.as_str(), open["fair"]["clientSeed"].as_str().unwrap(), &open["fair"]["nonce"].to_string(), &weights, &commitment])
+            .output()
+            .expect("node runs docs/fair-verify.js");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(verdict["commitmentMatches"], true);
+        assert_eq!(verdict["roll"], open["fair"]["roll"]);
+        let index = verdict["index"].as_u64().unwrap() as usize;
+        assert_eq!(open["fair"]["itemIds"][index], open["item"]["id"]);
+    }
+
+    async fn players_choose_their_client_seed(app) {
+        let user = app.known_user().await;
+        let token = Some(user.token.as_str());
+        let set = app.put("/api/fair/client-seed", token, json!({ "clientSeed": "lucky friday 13" })).await;
+        let set = set.expect(200);
+        assert_eq!(set["current"]["clientSeed"], "lucky friday 13");
+        assert_eq!(set["current"]["nonce"], 0);
+        assert!(set["previous"]["serverSeed"].as_str().is_some());
+        assert_eq!(app.get("/api/fair", token).await.body["clientSeed"], "lucky friday 13");
+        for bad in [json!(""), json!("x".repeat(65)), json!("tab\there"), json!("é"), json!(5)] {
+            let response = app.put("/api/fair/client-seed", token, json!({ "clientSeed": bad })).await;
+            assert_eq!(response.status, 400, "{bad}: {}", response.body);
+        }
+        assert_eq!(app.get("/api/fair", token).await.body["clientSeed"], "lucky friday 13");
+        app.get("/api/fair", None).await.expect_error(401, "unauthorized");
+    }
+}

@@ -1,0 +1,14 @@
+//! Integration tests: the real application over real HTTP and Socket.IO, on SQLite and on
+//! PostgreSQL.
+
+mod helpers;
+
+mod cases;
+mod concurrency;
+mod fair;
+mod http_basics;
+mod inventory;
+mod js_client;
+mod money;
+mod rate_limits;
+mod realtime;

@@ -1,0 +1,122 @@
+use serde_json::json;
+use std::time::Duration;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+const QUIET: Duration = Duration::from_millis(300);
+
+on_both_backends! {
+    async fn a_socket_gets_its_balance_on_connect(app) {
+        let user = app.known_user().await;
+        app.fund(&user, 4.5).await;
+        let socket = app.socket(Some(&user.token)).await;
+        let snapshot = socket.expect(&format!("balance:updated:{}", user.id)).await;
+        assert_eq!(snapshot, json!({ "balance": 4.5, "version": 1 }));
+        socket.close().await;
+
+        let fresh = app.new_user();
+        let socket = app.socket(Some(&fresh.token)).await;
+        assert_eq!(socket.expect(&format!("balance:updated:{}", fresh.id)).await, json!({ "balance": 0.0, "version": 0 }));
+        assert_eq!(app.balance(&fresh).await, (0.0, 0), "connecting created the user");
+        socket.close().await;
+    }
+
+    async fn events_reach_their_user_and_nobody_else(app) {
+        let (alice, bob) = (app.known_user().await, app.known_user().await);
+        let alice_socket = app.socket(Some(&alice.token)).await;
+        let bob_socket = app.socket(Some(&bob.token)).await;
+        let anonymous = app.socket(None).await;
+        let alice_balance = format!("balance:updated:{}", alice.id);
+        let alice_inventory = format!("inventory:updated:{}", alice.id);
+        alice_socket.expect(&alice_balance).await;
+
+        app.fund(&alice, 3.0).await;
+        assert_eq!(alice_socket.expect(&alice_balance).await, json!({ "balance": 3.0, "version": 1 }));
+
+        let case = app.simple_case(1.0, 0.75).await;
+        let opened = app.post("/api/cases/open", Some(&alice.token), json!({ "caseId": case["id"] })).await.expect(200).clone();
+        assert_eq!(alice_socket.expect(&alice_balance).await, json!({ "balance": 2.0, "version": 2 }));
+        alice_socket.expect(&alice_inventory).await;
+
+        app.post("/api/inventory/claim", Some(&alice.token), json!({ "inventoryItemId": opened["inventoryItemId"] })).await.expect(200);
+        assert_eq!(alice_socket.expect(&alice_balance).await, json!({ "balance": 2.75, "version": 3 }));
+        alice_socket.expect(&alice_inventory).await;
+
+        app.payment(&json!({ "paymentId": "rt-1", "userId": alice.id, "amount": 1, "status": "success" })).await.expect(200);
+        assert_eq!(alice_socket.expect(&alice_balance).await, json!({ "balance": 3.75, "version": 4 }));
+
+        let leaked: Vec<_> = bob_socket.drain().await.into_iter().filter(|(name, _)| name.contains(&alice.id.to_string())).collect();
+        assert!(leaked.is_empty(), "bob received alice's events: {leaked:?}");
+        bob_socket.expect_none(&alice_balance, QUIET).await;
+        let anonymous_events = anonymous.drain().await;
+        assert!(anonymous_events.iter().all(|(name, _)| name == "cases:updated"), "{anonymous_events:?}");
+        for s in [alice_socket, bob_socket, anonymous] {
+            s.close().await;
+        }
+    }
+
+    async fn spoofed_identify_is_refused(app) {
+        let (alice, mallory) = (app.known_user().await, app.known_user().await);
+        let socket = app.socket(Some(&mallory.token)).await;
+        let ack = socket.emit_with_ack("user:identify", json!({ "userId": alice.id })).await;
+        assert_eq!(ack, json!({ "ok": false, "error": "forbidden" }));
+        let ack = socket.emit_with_ack("user:identify", json!({ "userId": mallory.id })).await;
+        assert_eq!(ack, json!({ "ok": true }));
+        app.fund(&alice, 1.0).await;
+        socket.expect_none(&format!("balance:updated:{}", alice.id), QUIET).await;
+
+        let anonymous = app.socket(None).await;
+        let ack = anonymous.emit_with_ack("user:identify", json!({ "userId": alice.id })).await;
+        assert_eq!(ack, json!({ "ok": false, "error": "forbidden" }));
+        app.fund(&alice, 1.0).await;
+        anonymous.expect_none(&format!("balance:updated:{}", alice.id), QUIET).await;
+        socket.close().await;
+        anonymous.close().await;
+    }
+
+    async fn bad_tokens_are_refused_at_connect(app) {
+        for token in ["garbage", &cyberhub::auth::JwtKeys::new("another-secret-0123456").issue(uuid::Uuid::new_v4(), cyberhub::domain::Role::User, Duration::from_secs(60))] {
+            match TestSocket::connect(&app.base, Some(token)).await {
+                Err(ConnectFailure::Refused(message)) => assert!(message.contains("unauthorized"), "{message}"),
+                Err(other) => panic!("expected connect_error unauthorized, got {other:?}"),
+                Ok(_) => panic!("a bad token connected"),
+            }
+        }
+        let health = app.get("/health", None).await;
+        assert_eq!(health.body["clients"], 0);
+    }
+
+    async fn health_counts_connected_sockets(app) {
+        let user = app.known_user().await;
+        let a = app.socket(Some(&user.token)).await;
+        let b = app.socket(None).await;
+        let health = app.get("/health", None).await;
+        assert_eq!(health.body["clients"], 2);
+        assert_eq!(health.body["websocket"], "active");
+        let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("cyberhub_connected_clients_by_auth{auth=\"anonymous\"} 1"), "{metrics}");
+        a.close().await;
+        b.close().await;
+        let mut clients = 2;
+        for _ in 0..50 {
+            clients = app.get("/health", None).await.body["clients"].as_i64().unwrap();
+            if clients == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(clients, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_sockets_and_exits_cleanly() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let user = app.known_user().await;
+    let socket = app.socket(Some(&user.token)).await;
+    socket.expect(&format!("balance:updated:{}", user.id)).await;
+    app.stop().await;
+    assert!(app.http.get(app.url("/health")).send().await.is_err(), "the listener is closed");
+    app.cleanup().await;
+}
