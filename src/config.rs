@@ -247,6 +247,13 @@ impl Config {
             }
         }
         let replica_id = get("REPLICA_ID").unwrap_or_else(hostname);
+        // It travels in a cookie and in metric labels.
+        if replica_id.len() > 64 || !replica_id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            return Err(invalid(
+                "REPLICA_ID",
+                format!("use 1-64 letters, digits, '.', '_' or '-', got {replica_id:?}"),
+            ));
+        }
         let cors_origins = match get("CORS_ORIGINS").as_deref() {
             None | Some("*") => CorsOrigins::Any,
             Some(list) => {
@@ -345,6 +352,7 @@ mod tests {
         assert_eq!(config(&[("RATE_LIMITS", "maybe")]).unwrap_err().var, "RATE_LIMITS");
         assert_eq!(config(&[("TRUSTED_PROXIES", "10.0.0.0/99")]).unwrap_err().var, "TRUSTED_PROXIES");
         assert_eq!(config(&[("JWT_SECRET", "short")]).unwrap_err().var, "JWT_SECRET");
+        assert_eq!(config(&[("REPLICA_ID", "a b")]).unwrap_err().var, "REPLICA_ID");
     }
 
     #[test]

@@ -68,6 +68,31 @@ impl Event {
     }
 }
 
+/// An event ready to emit: what a replica needs to deliver it, and what crosses the bus. Keeping
+/// the mapping on the origin lets a replica deliver events it has no code for (rolling upgrades).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub kind: String,
+    pub name: String,
+    /// `None`: every socket.
+    pub room: Option<String>,
+    pub payload: Option<Value>,
+}
+
+impl From<&Event> for Envelope {
+    fn from(event: &Event) -> Self {
+        Envelope {
+            kind: event.kind().to_string(),
+            name: event.name(),
+            room: match event.audience() {
+                Audience::Everyone => None,
+                Audience::Room(room) => Some(room),
+            },
+            payload: event.payload(),
+        }
+    }
+}
+
 pub fn user_room(user_id: Uuid) -> String {
     format!("user:{user_id}")
 }

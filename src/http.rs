@@ -71,3 +71,20 @@ pub async fn in_flight(State(state): State<AppState>, request: Request, next: Ne
     state.metrics.http_in_flight.dec();
     response
 }
+
+/// Names this replica in a cookie on every Engine.IO handshake, so nginx can keep the rest of a
+/// polling session on it without hashing client IPs (a club's PCs share one). See nginx/README.md.
+pub async fn replica_cookie(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let handshake = request.uri().path().starts_with("/socket.io/")
+        && !request.uri().query().unwrap_or("").split('&').any(|pair| pair.starts_with("sid="));
+    let mut response = next.run(request).await;
+    if handshake {
+        let cookie = format!("{REPLICA_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax", state.config.replica_id);
+        if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+pub const REPLICA_COOKIE: &str = "cyberhub_replica";

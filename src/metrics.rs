@@ -9,6 +9,7 @@ pub struct Metrics {
     registry: Registry,
     pub connected_clients: IntGauge,
     pub connected_clients_by_auth: IntGaugeVec,
+    pub cluster_clients: IntGauge,
     pub connects: IntCounterVec,
     pub disconnects: IntCounterVec,
     pub events_published: IntCounterVec,
@@ -87,6 +88,11 @@ impl Metrics {
                 "Socket.IO clients connected to this replica",
             ),
             connected_clients_by_auth,
+            cluster_clients: gauge(
+                &registry,
+                "cyberhub_cluster_clients",
+                "Socket.IO clients on all live replicas (from Redis)",
+            ),
             connects: counter_vec(
                 &registry,
                 "cyberhub_socket_connects_total",
@@ -171,6 +177,34 @@ impl Metrics {
             db_pool_idle: gauge(&registry, "cyberhub_db_pool_idle_connections", "Database pool connections idle"),
             registry,
         }
+        .with_known_series()
+    }
+
+    /// Series with a fixed label set exist from the start at 0, so dashboards and alerts see a
+    /// zero rather than no data.
+    fn with_known_series(self) -> Self {
+        for limiter in ["case_open", "claim", "anonymous", "socket_connect", "webhook"] {
+            self.rate_limited.with_label_values(&[limiter]);
+        }
+        for outcome in ["credited", "duplicate", "rejected_signature", "not_success"] {
+            self.payments.with_label_values(&[outcome]);
+        }
+        for kind in ["admin_add", "admin_subtract", "case_open", "claim", "payment"] {
+            self.ledger_cents.with_label_values(&[kind]);
+        }
+        for op in ["publish", "subscribe", "decode", "lagged"] {
+            self.bus_errors.with_label_values(&[op]);
+        }
+        for outcome in ["accepted", "unauthorized", "rate_limited", "unavailable"] {
+            self.connects.with_label_values(&[outcome]);
+        }
+        for auth in ["authenticated", "anonymous"] {
+            self.connected_clients_by_auth.with_label_values(&[auth]);
+        }
+        for event in ["cases_updated", "balance_updated", "inventory_updated"] {
+            self.events_published.with_label_values(&[event]);
+        }
+        self
     }
 
     pub fn client_connected(&self, authenticated: bool) {

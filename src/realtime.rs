@@ -7,15 +7,40 @@ use socketioxide::extract::{AckSender, Data, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use socketioxide::SocketIo;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use uuid::Uuid;
 
 use crate::auth::Identity;
 use crate::client_ip;
-use crate::events::{user_room, Audience, Event};
+use crate::events::{user_room, Envelope, Event};
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::store::Store;
+
+const NO_ARGUMENTS: [u8; 0] = [];
+
+/// Where a delivered event came from, for the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Published on this replica.
+    Local,
+    /// Received from another replica over the bus.
+    Remote,
+    /// Re-sent to bring clients back to the true state after the bus recovered.
+    Resync,
+}
+
+impl Origin {
+    fn label(self) -> &'static str {
+        match self {
+            Origin::Local => "local",
+            Origin::Remote => "remote",
+            Origin::Resync => "resync",
+        }
+    }
+}
 
 /// Emits events to the sockets of this replica.
 #[derive(Clone)]
@@ -29,28 +54,47 @@ impl Delivery {
         Delivery { io, metrics }
     }
 
-    pub async fn deliver(&self, event: &Event) {
-        self.deliver_from(event, "local", None).await
-    }
-
-    /// `published_at` is the origin's clock when the event crossed replicas, for the lag metric.
-    pub async fn deliver_from(&self, event: &Event, origin: &'static str, published_at: Option<SystemTime>) {
-        let name = event.name();
-        let operators = match event.audience() {
-            Audience::Everyone => self.io.broadcast(),
-            Audience::Room(room) => self.io.to(room),
+    pub async fn deliver(&self, envelope: &Envelope, origin: Origin) {
+        let operators = match &envelope.room {
+            None => self.io.broadcast(),
+            Some(room) => self.io.to(room.clone()),
         };
-        let sent = match event.payload() {
-            Some(payload) => operators.emit(&name, &payload).await,
-            None => operators.emit(&name, &()).await,
+        let sent = match &envelope.payload {
+            Some(payload) => operators.emit(&envelope.name, payload).await,
+            // An empty tuple spreads into no arguments: `42["cases:updated"]`, as the old backend sent.
+            None => operators.emit(&envelope.name, &NO_ARGUMENTS).await,
         };
         if let Err(err) = sent {
-            tracing::debug!(event = %name, error = %err, "some sockets missed an event");
+            tracing::debug!(event = %envelope.name, error = %err, "some sockets missed an event");
         }
-        self.metrics.events_delivered.with_label_values(&[event.kind(), origin]).inc();
-        if let Some(at) = published_at {
-            let lag = SystemTime::now().duration_since(at).unwrap_or(Duration::ZERO);
-            self.metrics.event_lag.with_label_values(&[event.kind()]).observe(lag.as_secs_f64());
+        self.metrics.events_delivered.with_label_values(&[&envelope.kind, origin.label()]).inc();
+    }
+
+    pub fn observe_lag(&self, kind: &str, published_at: SystemTime) {
+        let lag = SystemTime::now().duration_since(published_at).unwrap_or(Duration::ZERO);
+        self.metrics.event_lag.with_label_values(&[kind]).observe(lag.as_secs_f64());
+    }
+
+    /// Brings every local socket back to the true state after events may have been missed: the
+    /// current balance to each authenticated socket, and refetch hints for cases and inventory.
+    pub async fn resync(&self, store: &dyn Store) {
+        let users: HashSet<Uuid> = self
+            .io
+            .sockets()
+            .iter()
+            .filter_map(|socket| socket.extensions.get::<Session>().and_then(|s| s.0).map(|i| i.user_id))
+            .collect();
+        tracing::info!(users = users.len(), "resyncing local sockets");
+        self.deliver(&Envelope::from(&Event::CasesUpdated), Origin::Resync).await;
+        for user_id in users {
+            self.deliver(&Envelope::from(&Event::InventoryUpdated { user_id }), Origin::Resync).await;
+            match store.account(user_id).await {
+                Ok(Some(account)) => {
+                    self.deliver(&Envelope::from(&Event::balance(user_id, account)), Origin::Resync).await
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "resync could not load a balance"),
+            }
         }
     }
 }
@@ -112,6 +156,7 @@ async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) 
     if let Some(identity) = identity {
         if let Err(err) = state.remember_user(identity.user_id).await {
             tracing::warn!(error = %err, "socket connect refused: database unavailable");
+            state.metrics.connects.with_label_values(&["unavailable"]).inc();
             return Err(ConnectRefused::Unavailable);
         }
     }

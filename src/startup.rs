@@ -13,7 +13,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::JwtKeys;
-use crate::bus::{EventBus, LocalBus};
+use crate::bus::{EventBus, LocalBus, RedisBus};
 use crate::config::{Config, CorsOrigins};
 use crate::domain::Role;
 use crate::metrics::Metrics;
@@ -43,7 +43,12 @@ impl Application {
             .max_payload(MAX_BODY_BYTES as u64)
             .build_layer();
         let delivery = Delivery::new(io.clone(), metrics.clone());
-        let bus: Arc<dyn EventBus> = Arc::new(LocalBus::new(delivery));
+        let bus: Arc<dyn EventBus> = match &config.redis_url {
+            None => Arc::new(LocalBus::new(delivery)),
+            Some(url) => Arc::new(
+                RedisBus::start(url.expose(), &config.replica_id, delivery, metrics.clone(), store.clone()).await?,
+            ),
+        };
 
         let dev_admin_token = if generated {
             let admin_id = uuid::Uuid::parse_str(
@@ -66,6 +71,7 @@ impl Application {
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(middleware::from_fn_with_state(state.clone(), crate::http::in_flight))
             .layer(socket_layer)
+            .layer(middleware::from_fn_with_state(state.clone(), crate::http::replica_cookie))
             .layer(cors);
         Ok(Application { listener, router, state, dev_admin_token })
     }
@@ -95,6 +101,7 @@ impl Application {
         axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(drain)
             .await?;
+        self.state.bus.close().await;
         self.state.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -4,8 +4,10 @@
 //! waits on a network hop; a cluster bus then also forwards the event to the other replicas.
 
 mod local;
+mod redis;
 
 pub use local::LocalBus;
+pub use redis::RedisBus;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -27,4 +29,12 @@ pub trait EventBus: Send + Sync + 'static {
     /// on a dependency: callers publish right after their transaction committed.
     async fn publish(&self, event: Event);
     fn health(&self) -> BusHealth;
+
+    /// Sockets on all live replicas, when the bus knows them.
+    fn cluster_clients(&self) -> Option<i64> {
+        None
+    }
+
+    /// Leaves the bus on shutdown.
+    async fn close(&self) {}
 }

@@ -12,7 +12,7 @@ pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     let clients = state.metrics.connected_clients.get();
     let cluster_clients = match state.bus.health() {
         BusHealth::Disabled => Some(clients),
-        _ => None,
+        _ => state.bus.cluster_clients(),
     };
     Json(json!({
         "status": "ok",

@@ -340,12 +340,19 @@ impl TestSocket {
             .on_any(move |event: SocketEvent, payload: Payload, _| {
                 let tx = any_tx.clone();
                 async move {
-                    let value = match payload {
-                        Payload::Text(mut values) if values.len() == 1 => values.remove(0),
-                        Payload::Text(values) => Value::Array(values),
-                        _ => Value::Null,
+                    let (name, value) = match (event, payload) {
+                        // rust_socketio reads an event without arguments, `["cases:updated"]`,
+                        // as a "message" whose payload is the event name.
+                        (SocketEvent::Message, Payload::Text(values)) if values.len() == 1 && values[0].is_string() => {
+                            (values[0].as_str().unwrap_or_default().to_string(), Value::Null)
+                        }
+                        (event, Payload::Text(mut values)) if values.len() == 1 => {
+                            (event.to_string(), values.remove(0))
+                        }
+                        (event, Payload::Text(values)) => (event.to_string(), Value::Array(values)),
+                        (event, _) => (event.to_string(), Value::Null),
                     };
-                    let _ = tx.send((event.to_string(), value));
+                    let _ = tx.send((name, value));
                 }
                 .boxed()
             })

@@ -1,0 +1,286 @@
+//! The cluster bus: every event is published on one Redis pub/sub channel, and every replica's
+//! subscriber emits what other replicas published to its own sockets.
+//!
+//! Redis is a messenger here, never the truth, so nothing waits on it: publishing goes through a
+//! bounded outbox drained by one task (requests never block on Redis), commands time out, the
+//! clients reconnect forever, and after any gap in the subscription (Redis restarted, or it cut a
+//! slow subscriber off at its output-buffer limit) the replica resubscribes and resyncs its
+//! sockets from the database.
+
+use async_trait::async_trait;
+use fred::clients::SubscriberClient;
+use fred::prelude::*;
+use fred::types::config::{Config as RedisConfig, PerformanceConfig, ReconnectPolicy};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+
+use super::{BusHealth, EventBus};
+use crate::events::{Envelope, Event};
+use crate::metrics::Metrics;
+use crate::realtime::{Delivery, Origin};
+use crate::store::Store;
+
+const CHANNEL: &str = "cyberhub:events";
+const WIRE_VERSION: u8 = 1;
+const OUTBOX_CAPACITY: usize = 65_536;
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+const CLIENT_COUNTS: &str = "cyberhub:clients";
+const CLIENT_COUNT_TTL: Duration = Duration::from_secs(15);
+const CLIENT_COUNT_EVERY: Duration = Duration::from_secs(5);
+
+/// What crosses Redis: small, versioned, and enough to deliver without domain knowledge.
+#[derive(Debug, Serialize, Deserialize)]
+struct Wire {
+    v: u8,
+    origin: String,
+    /// Publish time on the origin, microseconds since the Unix epoch (for the lag metric).
+    ts: u64,
+    #[serde(flatten)]
+    envelope: Envelope,
+}
+
+struct Shared {
+    replica: String,
+    delivery: Delivery,
+    metrics: Arc<Metrics>,
+    store: Arc<dyn Store>,
+    publisher: Client,
+    subscriber: SubscriberClient,
+    subscribed: AtomicBool,
+    cluster_clients: AtomicI64,
+}
+
+pub struct RedisBus {
+    shared: Arc<Shared>,
+    outbox: mpsc::Sender<Wire>,
+}
+
+impl RedisBus {
+    /// Starts the clients and the background tasks. Does not wait for Redis: a replica that
+    /// starts while Redis is down serves HTTP and local sockets, and joins the bus when it can.
+    pub async fn start(
+        url: &str,
+        replica: &str,
+        delivery: Delivery,
+        metrics: Arc<Metrics>,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
+        let config = RedisConfig::from_url(url)?;
+        let mut builder = Builder::from_config(config);
+        builder
+            // Forever, backing off from 50 ms to 2 s.
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .set_performance_config(PerformanceConfig {
+                default_command_timeout: COMMAND_TIMEOUT,
+                // fred's default of 32 silently drops bursts; lagging is also detected below.
+                broadcast_channel_capacity: 65_536,
+                ..Default::default()
+            })
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(2);
+                c.internal_command_timeout = COMMAND_TIMEOUT;
+                c.max_command_attempts = 1;
+            });
+        let publisher = builder.build()?;
+        let subscriber = builder.build_subscriber_client()?;
+        publisher.connect();
+        subscriber.connect();
+        let shared = Arc::new(Shared {
+            replica: replica.to_string(),
+            delivery,
+            metrics,
+            store,
+            publisher,
+            subscriber,
+            subscribed: AtomicBool::new(false),
+            cluster_clients: AtomicI64::new(-1),
+        });
+        let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        tokio::spawn(publish_loop(shared.clone(), rx));
+        tokio::spawn(subscription_loop(shared.clone()));
+        tokio::spawn(receive_loop(shared.clone()));
+        tokio::spawn(client_count_loop(shared.clone()));
+        if tokio::time::timeout(Duration::from_secs(2), shared.subscriber.wait_for_connect()).await.is_err() {
+            tracing::warn!("Redis is not answering yet; serving without the cluster bus until it does");
+        }
+        Ok(RedisBus { shared, outbox })
+    }
+}
+
+#[async_trait]
+impl EventBus for RedisBus {
+    async fn publish(&self, event: Event) {
+        let envelope = Envelope::from(&event);
+        self.shared.delivery.deliver(&envelope, Origin::Local).await;
+        let wire = Wire { v: WIRE_VERSION, origin: self.shared.replica.clone(), ts: now_micros(), envelope };
+        if self.outbox.try_send(wire).is_err() {
+            // Redis has been unreachable for a long burst; the resync after it returns repairs
+            // what the other replicas' clients missed.
+            self.shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
+        }
+    }
+
+    fn health(&self) -> BusHealth {
+        self.shared.health()
+    }
+
+    fn cluster_clients(&self) -> Option<i64> {
+        match self.shared.cluster_clients.load(Ordering::Relaxed) {
+            n if n >= 0 && self.shared.health() == BusHealth::Up => Some(n),
+            _ => None,
+        }
+    }
+
+    async fn close(&self) {
+        let _: Result<i64, _> = self.shared.publisher.hdel(CLIENT_COUNTS, self.shared.replica.as_str()).await;
+        let _ = self.shared.subscriber.quit().await;
+        let _ = self.shared.publisher.quit().await;
+    }
+}
+
+impl Shared {
+    fn health(&self) -> BusHealth {
+        if self.publisher.is_connected() && self.subscriber.is_connected() && self.subscribed.load(Ordering::Relaxed) {
+            BusHealth::Up
+        } else {
+            BusHealth::Down
+        }
+    }
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64
+}
+
+async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Wire>) {
+    while let Some(wire) = outbox.recv().await {
+        let text = match serde_json::to_string(&wire) {
+            Ok(text) => text,
+            Err(err) => {
+                tracing::error!(error = %err, "could not encode an event");
+                continue;
+            }
+        };
+        if let Err(err) = shared.publisher.publish::<i64, _, _>(CHANNEL, text).await {
+            shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
+            tracing::debug!(error = %err, event = %wire.envelope.name, "publish to Redis failed");
+        }
+    }
+}
+
+/// Keeps the subscription alive: subscribes whenever the subscriber (re)connected or was cut off,
+/// and resyncs the local sockets after every gap, since events may have been missed in it.
+async fn subscription_loop(shared: Arc<Shared>) {
+    let mut errors = shared.subscriber.error_rx();
+    let mut reconnects = shared.subscriber.reconnect_rx();
+    let mut first = true;
+    loop {
+        if !shared.subscribed.load(Ordering::Relaxed) && shared.subscriber.is_connected() {
+            match shared.subscriber.subscribe(CHANNEL).await {
+                Ok(()) => {
+                    // Whatever errors and reconnects queued up during the outage are history now.
+                    errors = errors.resubscribe();
+                    reconnects = reconnects.resubscribe();
+                    shared.subscribed.store(true, Ordering::Relaxed);
+                    shared.metrics.bus_connected.set(1);
+                    if first {
+                        tracing::info!(channel = CHANNEL, "subscribed to the cluster bus");
+                    } else {
+                        shared.metrics.bus_resubscribes.inc();
+                        tracing::info!(channel = CHANNEL, "resubscribed to the cluster bus");
+                        shared.delivery.resync(shared.store.as_ref()).await;
+                    }
+                    first = false;
+                }
+                Err(err) => {
+                    shared.metrics.bus_errors.with_label_values(&["subscribe"]).inc();
+                    tracing::debug!(error = %err, "subscribe failed");
+                }
+            }
+        }
+        tokio::select! {
+            error = errors.recv() => {
+                if !matches!(error, Err(RecvError::Lagged(_))) {
+                    lost(&shared, "connection error");
+                }
+            }
+            _ = reconnects.recv() => lost(&shared, "reconnected"),
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                if !shared.subscriber.is_connected() {
+                    lost(&shared, "disconnected");
+                }
+            }
+        }
+    }
+}
+
+fn lost(shared: &Shared, why: &str) {
+    if shared.subscribed.swap(false, Ordering::Relaxed) {
+        shared.metrics.bus_connected.set(0);
+        tracing::warn!(reason = why, "lost the cluster bus; HTTP and local sockets keep working");
+    }
+}
+
+async fn receive_loop(shared: Arc<Shared>) {
+    let mut messages = shared.subscriber.message_rx();
+    loop {
+        match messages.recv().await {
+            Ok(message) => {
+                let Some(text) = message.value.as_str() else { continue };
+                match serde_json::from_str::<Wire>(&text) {
+                    Ok(wire) if wire.origin == shared.replica => {}
+                    Ok(wire) if wire.v == WIRE_VERSION => {
+                        shared.delivery.deliver(&wire.envelope, Origin::Remote).await;
+                        shared.delivery.observe_lag(&wire.envelope.kind, UNIX_EPOCH + Duration::from_micros(wire.ts));
+                    }
+                    Ok(wire) => tracing::warn!(version = wire.v, "ignoring an event of an unknown wire version"),
+                    Err(err) => {
+                        shared.metrics.bus_errors.with_label_values(&["decode"]).inc();
+                        tracing::warn!(error = %err, "undecodable event on the bus");
+                    }
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                shared.metrics.bus_errors.with_label_values(&["lagged"]).inc_by(missed);
+                tracing::warn!(missed, "fell behind the bus; resyncing");
+                shared.delivery.resync(shared.store.as_ref()).await;
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Each replica keeps `<count> <expires-at-ms>` under its id in one hash, so `/health` can report
+/// the sockets on all live replicas with a single HGETALL; a dead replica's entry stops counting
+/// when it expires (replica clocks are assumed NTP-synced, as for the lag metric).
+async fn client_count_loop(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(CLIENT_COUNT_EVERY);
+    loop {
+        every.tick().await;
+        let now_ms = now_micros() / 1000;
+        let own =
+            format!("{} {}", shared.metrics.connected_clients.get(), now_ms + CLIENT_COUNT_TTL.as_millis() as u64);
+        let set: Result<i64, _> = shared.publisher.hset(CLIENT_COUNTS, (shared.replica.as_str(), own)).await;
+        if set.is_err() {
+            continue;
+        }
+        let entries: Result<HashMap<String, String>, _> = shared.publisher.hgetall(CLIENT_COUNTS).await;
+        let Ok(entries) = entries else { continue };
+        let mut total = 0;
+        for (replica, value) in entries {
+            let mut parts = value.split(' ').map(|p| p.parse::<u64>().ok());
+            match (parts.next().flatten(), parts.next().flatten()) {
+                (Some(count), Some(expires)) if expires > now_ms => total += count as i64,
+                _ => {
+                    let _: Result<i64, _> = shared.publisher.hdel(CLIENT_COUNTS, replica).await;
+                }
+            }
+        }
+        shared.cluster_clients.store(total, Ordering::Relaxed);
+        shared.metrics.cluster_clients.set(total);
+    }
+}
