@@ -55,9 +55,12 @@ impl Delivery {
     }
 
     pub async fn deliver(&self, envelope: &Envelope, origin: Origin) {
+        // `io.of` rather than `io.to`: once shutdown has closed the namespace, requests still
+        // finishing must not panic on an emit; their events still reach the other replicas.
+        let Some(namespace) = self.io.of("/") else { return };
         let operators = match &envelope.room {
-            None => self.io.broadcast(),
-            Some(room) => self.io.to(room.clone()),
+            None => namespace.broadcast(),
+            Some(room) => namespace.to(room.clone()),
         };
         let sent = match &envelope.payload {
             Some(payload) => operators.emit(&envelope.name, payload).await,

@@ -29,8 +29,8 @@ const WIRE_VERSION: u8 = 1;
 const OUTBOX_CAPACITY: usize = 65_536;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 const CLIENT_COUNTS: &str = "cyberhub:clients";
-const CLIENT_COUNT_TTL: Duration = Duration::from_secs(15);
-const CLIENT_COUNT_EVERY: Duration = Duration::from_secs(5);
+const CLIENT_COUNT_TTL: Duration = Duration::from_secs(10);
+const CLIENT_COUNT_EVERY: Duration = Duration::from_secs(2);
 
 /// What crosses Redis: small, versioned, and enough to deliver without domain knowledge.
 #[derive(Debug, Serialize, Deserialize)]
@@ -136,6 +136,13 @@ impl EventBus for RedisBus {
     }
 
     async fn close(&self) {
+        // Let the events of the last requests reach the other replicas.
+        for _ in 0..100 {
+            if self.outbox.capacity() == OUTBOX_CAPACITY {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let _: Result<i64, _> = self.shared.publisher.hdel(CLIENT_COUNTS, self.shared.replica.as_str()).await;
         let _ = self.shared.subscriber.quit().await;
         let _ = self.shared.publisher.quit().await;

@@ -44,14 +44,27 @@ fn init_logs() {
     });
 }
 
-pub struct TestApp {
+/// A client of one CyberHub base URL (a replica, nginx, or a test app), with tokens signed by
+/// the test secret.
+pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
     pub admin: TestUser,
     keys: JwtKeys,
+}
+
+pub struct TestApp {
+    api: Api,
     database: Option<String>,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
     server: Mutex<Option<tokio::task::JoinHandle<anyhow::Result<()>>>>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -128,19 +141,7 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
-    let keys = JwtKeys::new(JWT_SECRET);
-    let admin_id = Uuid::new_v4();
-    let admin = TestUser { id: admin_id, token: keys.issue(admin_id, Role::Admin, Duration::from_secs(3600)) };
-    TestApp {
-        base,
-
-        http: reqwest::Client::new(),
-        admin,
-        keys,
-        database,
-        shutdown: Mutex::new(Some(tx)),
-        server: Mutex::new(Some(server)),
-    }
+    TestApp { api: Api::new(&base), database, shutdown: Mutex::new(Some(tx)), server: Mutex::new(Some(server)) }
 }
 
 fn with_database(admin_url: &str, name: &str) -> String {
@@ -186,6 +187,15 @@ impl TestApp {
             let result = result.expect("server stops within 10 s").expect("server task");
             result.expect("server exits cleanly");
         }
+    }
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        let keys = JwtKeys::new(JWT_SECRET);
+        let admin_id = Uuid::new_v4();
+        let admin = TestUser { id: admin_id, token: keys.issue(admin_id, Role::Admin, Duration::from_secs(3600)) };
+        Api { base: base.to_string(), http: reqwest::Client::new(), admin, keys }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,10 @@
+//! The cluster with real processes on loopback: Redis, PostgreSQL, three replicas, nginx.
+
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+mod support;
+
+mod delivery;
+mod failures;
+mod money;

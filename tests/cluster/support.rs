@@ -1,0 +1,243 @@
+//! A real cluster on loopback for the tests: redis-server, a fresh PostgreSQL database, N
+//! `cyberhub` replica processes and nginx rendered from the project's own template, each on a
+//! free port, each killable and restartable.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::helpers::{postgres_admin_url, JWT_SECRET, WEBHOOK_SECRET};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Replica {
+    pub id: String,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Replica {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub redis_port: u16,
+    pub nginx_port: u16,
+    pub replicas: Vec<Replica>,
+    database: String,
+    database_url: String,
+    redis: Option<Child>,
+    nginx: Option<Child>,
+    pub http: reqwest::Client,
+}
+
+impl Cluster {
+    pub async fn start(replicas: usize) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("cyberhub-cluster-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(dir.join("nginx")).unwrap();
+        let database = format!("cyberhub_cluster_{}", Uuid::new_v4().simple());
+        create_database(&database).await;
+        let admin = postgres_admin_url();
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin).to_string();
+        let mut cluster = Cluster {
+            redis_port: free_port(),
+            nginx_port: free_port(),
+            replicas: (1..=replicas)
+                .map(|i| Replica { id: format!("replica-{i}"), port: free_port(), child: None })
+                .collect(),
+            database_url: format!("{base}/{database}"),
+            database,
+            redis: None,
+            nginx: None,
+            dir,
+            http: reqwest::Client::new(),
+        };
+        cluster.start_redis().await;
+        for i in 0..replicas {
+            cluster.start_replica(i).await;
+        }
+        cluster.start_nginx().await;
+        cluster
+    }
+
+    pub fn nginx_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.nginx_port)
+    }
+
+    pub fn replica_url(&self, i: usize) -> String {
+        self.replicas[i].url()
+    }
+
+    fn log(&self, name: &str) -> std::fs::File {
+        std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("{name}.log"))).unwrap()
+    }
+
+    pub async fn start_redis(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(self.log("redis"))
+            .stderr(self.log("redis"))
+            .spawn()
+            .expect("redis-server is installed (apt-get install redis-server)");
+        self.redis = Some(child);
+        wait_for_port(self.redis_port).await;
+    }
+
+    pub fn kill_redis(&mut self) {
+        if let Some(mut child) = self.redis.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn start_replica(&mut self, i: usize) {
+        let (id, port) = (self.replicas[i].id.clone(), self.replicas[i].port);
+        let child = Command::new(env!("CARGO_BIN_EXE_cyberhub"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .env("BIND", "127.0.0.1")
+            .env("REPLICA_ID", &id)
+            .env("DATABASE_URL", &self.database_url)
+            .env("DATABASE_MAX_CONNECTIONS", "8")
+            .env("REDIS_URL", format!("redis://127.0.0.1:{}", self.redis_port))
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("RATE_LIMITS", "off")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(self.log(&id))
+            .stderr(self.log(&id))
+            .spawn()
+            .expect("the cyberhub binary starts");
+        self.replicas[i].child = Some(child);
+        let url = format!("http://127.0.0.1:{port}/ready");
+        for _ in 0..100 {
+            if let Ok(r) = self.http.get(&url).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{id} did not become ready; see {}", self.dir.join(format!("{id}.log")).display());
+    }
+
+    /// SIGKILL: the replica dies mid-whatever, as a crashed process or a lost machine would.
+    pub fn kill_replica(&mut self, i: usize) {
+        if let Some(mut child) = self.replicas[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM: the graceful drain of a rolling deploy. Returns the exit code.
+    pub async fn stop_replica(&mut self, i: usize) -> Option<i32> {
+        let mut child = self.replicas[i].child.take()?;
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        for _ in 0..150 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        panic!("replica {i} did not exit within 15 s of SIGTERM");
+    }
+
+    async fn start_nginx(&mut self) {
+        let prefix = self.dir.join("nginx");
+        let mut args = vec![
+            "--listen".to_string(),
+            format!("127.0.0.1:{}", self.nginx_port),
+            "--prefix".to_string(),
+            prefix.display().to_string(),
+            "--mode".to_string(),
+            "local".to_string(),
+        ];
+        args.extend(self.replicas.iter().map(|r| format!("{}=127.0.0.1:{}", r.id, r.port)));
+        let rendered =
+            Command::new("bash").arg(repo().join("nginx/render.sh")).args(&args).output().expect("render.sh runs");
+        assert!(rendered.status.success(), "render.sh: {}", String::from_utf8_lossy(&rendered.stderr));
+        let conf = prefix.join("nginx.conf");
+        std::fs::write(&conf, rendered.stdout).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(self.log("nginx"))
+            .spawn()
+            .expect("nginx is installed (apt-get install nginx)");
+        self.nginx = Some(child);
+        wait_for_port(self.nginx_port).await;
+    }
+
+    pub async fn health(&self, i: usize) -> serde_json::Value {
+        self.http.get(format!("{}/health", self.replica_url(i))).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn shutdown(mut self) {
+        self.kill_all();
+        drop_database(&self.database).await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    fn kill_all(&mut self) {
+        for child in self
+            .replicas
+            .iter_mut()
+            .filter_map(|r| r.child.as_mut())
+            .chain(self.nginx.as_mut())
+            .chain(self.redis.as_mut())
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // A failing test still leaves no process behind; its logs stay in `dir` for reading.
+        self.kill_all();
+    }
+}
+
+async fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on port {port} after 5 s");
+}
+
+async fn create_database(name: &str) {
+    use sqlx::Connection;
+    let mut conn =
+        sqlx::PgConnection::connect(&postgres_admin_url()).await.expect("PostgreSQL is required for the cluster tests");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+}
+
+async fn drop_database(name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+    }
+}
