@@ -7,7 +7,7 @@ apt_install() {
         apt-get update -qq
         apt_updated=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 ensure_apt_packages() {
@@ -16,6 +16,8 @@ ensure_apt_packages() {
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v nginx >/dev/null || missing+=(nginx)
     command -v node >/dev/null || missing+=(nodejs npm)
+    command -v promtool >/dev/null || missing+=(prometheus)
+    command -v psql >/dev/null || missing+=(postgresql-client)
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "== installing ${missing[*]}"
         apt_install "${missing[@]}"

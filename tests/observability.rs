@@ -1,0 +1,878 @@
+//! The operators' test: the alert rules and Prometheus configuration are valid, and every query of
+//! the Grafana dashboard and of the alert rules works against a real cluster.
+//!
+//! It starts the local cluster (deploy/local/cluster.sh: Redis, a fresh PostgreSQL database, two
+//! replicas, nginx), a real Prometheus scraping the replicas every second with
+//! deploy/prometheus/alerts.yml loaded, drives traffic through nginx (admin, opens, claims,
+//! payments, errors, sockets on both replicas), then evaluates every panel target of
+//! deploy/grafana/dashboards/cyberhub.json and every alert expression through the Prometheus HTTP
+//! API. A panel query that errors or returns no series fails the test; an alert query may be empty
+//! but must not error. It prints a table of query → series count.
+//!
+//! Needs promtool and prometheus (`apt-get install prometheus`), redis-server, nginx, psql and a
+//! PostgreSQL server where `postgres` may create databases (TEST_DATABASE_URL, as for the API
+//! tests). Anything missing fails the test: it never skips.
+
+use futures::FutureExt;
+use hmac::{Hmac, Mac};
+use rust_socketio::asynchronous::{Client as SocketClient, ClientBuilder};
+use rust_socketio::{Event as SocketEvent, Payload, TransportType};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::sync::{mpsc, Mutex};
+use uuid::Uuid;
+
+const REPLICAS: usize = 2;
+/// Grafana's interval variables, replaced by a window that holds many 1 s scrapes.
+const WINDOW: &str = "1m";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn alerts_file() -> PathBuf {
+    repo().join("deploy/prometheus/alerts.yml")
+}
+
+/// Fails (never skips) when a program the test needs is not installed.
+fn require_tool(name: &str, install: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
+        .unwrap_or(false);
+    assert!(found, "{name} is required by the observability test and is not on PATH: {install}");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
+}
+
+/// The first of `count` consecutive free ports (cluster.sh gives replica i the port base+i-1).
+fn free_port_run(count: u16) -> u16 {
+    for _ in 0..100 {
+        let base = free_port();
+        if base.checked_add(count).is_none() {
+            continue;
+        }
+        let held: Vec<_> = (0..count).filter_map(|i| TcpListener::bind(("127.0.0.1", base + i)).ok()).collect();
+        if held.len() == usize::from(count) {
+            return base;
+        }
+    }
+    panic!("no run of {count} free ports found on 127.0.0.1");
+}
+
+fn promtool(args: &[&str]) -> String {
+    let output = Command::new("promtool").args(args).output().expect("promtool runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "promtool {} failed:\n{text}", args.join(" "));
+    println!("$ promtool {}\n{}", args.join(" "), text.trim_end());
+    text
+}
+
+fn with_database(admin_url: &str, name: &str) -> String {
+    let (server, query) = admin_url.split_once('?').map(|(s, q)| (s, Some(q))).unwrap_or((admin_url, None));
+    let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+fn psql(url: &str, sql: &str) -> Result<(), String> {
+    let output = Command::new("psql").args([url, "-qAtc", sql]).output().map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// What `cluster.sh up` wrote to $CLUSTER_DIR/env.
+#[derive(Debug)]
+struct ClusterEnv {
+    cyberhub_url: String,
+    replica_urls: Vec<String>,
+    jwt_secret: String,
+    webhook_secret: String,
+}
+
+/// The running cluster and Prometheus. Dropping it (also when the test panics) stops both and
+/// drops the database; after a failure the directory with every log is kept and named.
+struct Cluster {
+    dir: PathBuf,
+    admin_url: String,
+    database: String,
+    database_url: String,
+    prometheus: Option<Child>,
+    prometheus_url: String,
+    env: Option<ClusterEnv>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let admin_url =
+            std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let database = format!("cyberhub_obs_{}", Uuid::new_v4().simple());
+        psql(&admin_url, &format!("CREATE DATABASE {database}")).unwrap_or_else(|e| {
+            panic!("PostgreSQL is required ({e}); start it or set TEST_DATABASE_URL to a maintenance database URL")
+        });
+        let dir = std::env::temp_dir().join(format!("cyberhub-observability-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create cluster dir");
+        let mut cluster = Cluster {
+            dir,
+            database_url: with_database(&admin_url, &database),
+            admin_url,
+            database,
+            prometheus: None,
+            prometheus_url: String::new(),
+            env: None,
+        };
+        cluster.up();
+        cluster
+    }
+
+    fn script(&self) -> Command {
+        let mut command = Command::new("bash");
+        command.arg(repo().join("deploy/local/cluster.sh")).env("CLUSTER_DIR", &self.dir);
+        command
+    }
+
+    /// A cluster.sh command on the running cluster (it remembers its settings).
+    fn run(&self, args: &[&str]) {
+        let output = self.script().args(args).stdin(Stdio::null()).output().expect("cluster.sh runs");
+        assert!(
+            output.status.success(),
+            "cluster.sh {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn up(&mut self) {
+        let output = self
+            .script()
+            .arg("up")
+            .env("REPLICAS", REPLICAS.to_string())
+            .env("NGINX_PORT", free_port().to_string())
+            .env("REPLICA_BASE_PORT", free_port_run(REPLICAS as u16).to_string())
+            .env("REDIS_PORT", free_port().to_string())
+            .env("CYBERHUB_BIN", env!("CARGO_BIN_EXE_cyberhub"))
+            .env("CLUSTER_DATABASE_URL", &self.database_url)
+            // Limits on (the defaults), so the limiter series are real; the traffic stays below
+            // them except for the one burst meant to hit them.
+            .env("RATE_LIMITS", "on")
+            .stdin(Stdio::null())
+            .output()
+            .expect("cluster.sh runs");
+        let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        println!("{}", log.trim_end());
+        assert!(output.status.success(), "deploy/local/cluster.sh up failed:\n{log}");
+        self.env = Some(self.read_env());
+    }
+
+    /// The env file is shell (printf %q): let bash read it.
+    fn read_env(&self) -> ClusterEnv {
+        let names =
+            ["CYBERHUB_URL", "REPLICA_URLS", "REDIS_URL", "DATABASE_URL", "JWT_SECRET", "PAYMENT_WEBHOOK_SECRET"];
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(r#". "$1"; shift; for v in "$@"; do printf '%s=%s\n' "$v" "${!v}"; done"#)
+            .arg("read-env")
+            .arg(self.dir.join("env"))
+            .args(names)
+            .output()
+            .expect("bash reads the env file");
+        assert!(
+            output.status.success(),
+            "reading {}/env: {}",
+            self.dir.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let values: BTreeMap<String, String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        let get = |name: &str| {
+            let value = values.get(name).cloned().unwrap_or_default();
+            assert!(!value.is_empty(), "{name} is missing from {}/env", self.dir.display());
+            value
+        };
+        let env = ClusterEnv {
+            cyberhub_url: get("CYBERHUB_URL"),
+            replica_urls: get("REPLICA_URLS").split_whitespace().map(str::to_string).collect(),
+            jwt_secret: get("JWT_SECRET"),
+            webhook_secret: get("PAYMENT_WEBHOOK_SECRET"),
+        };
+        get("REDIS_URL");
+        get("DATABASE_URL");
+        assert_eq!(env.replica_urls.len(), REPLICAS, "REPLICA_URLS: {:?}", env.replica_urls);
+        env
+    }
+
+    fn env(&self) -> &ClusterEnv {
+        self.env.as_ref().expect("cluster is up")
+    }
+
+    /// A Prometheus of our own: the replicas scraped every second, the project's alert rules loaded.
+    async fn start_prometheus(&mut self) {
+        let targets: Vec<String> = self
+            .env()
+            .replica_urls
+            .iter()
+            .map(|url| format!("\"{}\"", url.trim_start_matches("http://").trim_end_matches('/')))
+            .collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - \"{alerts}\"\n\
+             scrape_configs:\n  - job_name: cyberhub\n    metrics_path: /metrics\n    static_configs:\n      - targets: [{targets}]\n",
+            alerts = alerts_file().display(),
+            targets = targets.join(", "),
+        );
+        let config_path = self.dir.join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write prometheus.yml");
+        promtool(&["check", "config", config_path.to_str().unwrap()]);
+
+        let port = free_port();
+        let log = std::fs::File::create(self.dir.join("prometheus.log")).expect("prometheus log");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", self.dir.join("prometheus-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus starts");
+        self.prometheus = Some(child);
+        self.prometheus_url = format!("http://127.0.0.1:{port}");
+
+        let http = reqwest::Client::new();
+        for _ in 0..150 {
+            if let Some(status) = self.prometheus.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("prometheus exited ({status}):\n{}", tail(&self.dir.join("prometheus.log"), 30));
+            }
+            let ready = http.get(format!("{}/-/ready", self.prometheus_url)).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                println!("prometheus up on {}", self.prometheus_url);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("prometheus not ready within 30 s:\n{}", tail(&self.dir.join("prometheus.log"), 30));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.prometheus.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let down = self.script().arg("down").stdin(Stdio::null()).output();
+        if let Ok(output) = &down {
+            if !output.status.success() {
+                eprintln!("cluster.sh down failed: {}", String::from_utf8_lossy(&output.stderr));
+            }
+        }
+        if let Err(e) = psql(&self.admin_url, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database)) {
+            eprintln!("could not drop {}: {e}", self.database);
+        }
+        if std::thread::panicking() {
+            eprintln!("\nobservability test failed; cluster and Prometheus logs kept in {}", self.dir.display());
+            for i in 1..=REPLICAS {
+                eprintln!(
+                    "--- replica-{i}.log (last 15 lines)\n{}",
+                    tail(&self.dir.join(format!("replica-{i}.log")), 15)
+                );
+            }
+            eprintln!("--- prometheus.log (last 15 lines)\n{}", tail(&self.dir.join("prometheus.log"), 15));
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+// --- traffic ---------------------------------------------------------------------------------
+
+/// A player or admin: a fresh user id and a token minted by `cyberhub token`.
+#[derive(Clone)]
+struct User {
+    id: Uuid,
+    token: String,
+}
+
+async fn mint(cluster: &Cluster, admin: bool) -> User {
+    let id = Uuid::new_v4();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cyberhub"));
+    command.args(["token", "--sub", &id.to_string()]);
+    if admin {
+        command.args(["--role", "admin"]);
+    }
+    let output = command
+        .env("JWT_SECRET", &cluster.env().jwt_secret)
+        .env_remove("DATABASE_URL")
+        .current_dir(&cluster.dir)
+        .output()
+        .await
+        .expect("cyberhub token runs");
+    assert!(output.status.success(), "cyberhub token failed: {}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert_eq!(token.split('.').count(), 3, "cyberhub token printed no JWT: {token}");
+    User { id, token }
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+struct Api {
+    http: reqwest::Client,
+    /// Every answer, counted by "METHOD path → status", printed at the end.
+    seen: std::sync::Mutex<BTreeMap<String, usize>>,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method.clone(), format!("{base}{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.finish(method.as_str(), path, request).await
+    }
+
+    async fn payment(&self, base: &str, body: &Value, secret: &str) -> (u16, Value) {
+        let raw = serde_json::to_vec(body).unwrap();
+        let request = self
+            .http
+            .post(format!("{base}/api/payment/callback"))
+            .header("content-type", "application/json")
+            .header("x-signature", sign(secret, &raw))
+            .body(raw);
+        self.finish("POST", "/api/payment/callback", request).await
+    }
+
+    async fn finish(&self, method: &str, path: &str, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response =
+            request.timeout(Duration::from_secs(10)).send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap_or_default();
+        let body =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        *self.seen.lock().unwrap().entry(format!("{method} {path} → {status}")).or_default() += 1;
+        (status, body)
+    }
+}
+
+/// A Socket.IO client (websocket) that records the names of the events it receives.
+struct Socket {
+    client: SocketClient,
+    events: Mutex<mpsc::UnboundedReceiver<String>>,
+}
+
+impl Socket {
+    /// Ok(socket) once connected, Err(message) when refused or nothing happened within 5 s.
+    async fn connect(base: &str, token: Option<&str>) -> Result<Socket, String> {
+        let (events_tx, events) = mpsc::unbounded_channel::<String>();
+        let (status_tx, mut status) = mpsc::unbounded_channel::<Result<(), String>>();
+        let connected = status_tx.clone();
+        let mut builder = ClientBuilder::new(base)
+            .namespace("/")
+            .transport_type(TransportType::Websocket)
+            .reconnect(false)
+            .on_any(move |event: SocketEvent, payload: Payload, _| {
+                // rust_socketio reports an event without arguments (`42["cases:updated"]`) as a
+                // "message" whose payload is the event's name.
+                let name = match (&event, payload) {
+                    (SocketEvent::Message, Payload::Text(values)) if values.len() == 1 && values[0].is_string() => {
+                        values[0].as_str().unwrap_or_default().to_string()
+                    }
+                    _ => event.to_string(),
+                };
+                let _ = events_tx.send(name);
+                async {}.boxed()
+            })
+            .on(SocketEvent::Connect, move |_, _| {
+                let _ = connected.send(Ok(()));
+                async {}.boxed()
+            })
+            .on(SocketEvent::Error, move |payload, _| {
+                let _ = status_tx.send(Err(format!("{payload:?}")));
+                async {}.boxed()
+            });
+        if let Some(token) = token {
+            builder = builder.auth(json!({ "token": token }));
+        }
+        let client = builder.connect().await.map_err(|e| e.to_string())?;
+        match tokio::time::timeout(Duration::from_secs(5), status.recv()).await {
+            Ok(Some(Ok(()))) => Ok(Socket { client, events: Mutex::new(events) }),
+            Ok(Some(Err(error))) => Err(error),
+            _ => Err("no connect or connect_error within 5 s".into()),
+        }
+    }
+
+    /// Whether `event` arrives within 5 s; other events are skipped.
+    async fn received(&self, event: &str) -> bool {
+        let mut events = self.events.lock().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(name)) if name == event => return true,
+                Ok(Some(_)) => continue,
+                _ => return false,
+            }
+        }
+    }
+
+    async fn close(self) {
+        let _ = self.client.disconnect().await;
+    }
+}
+
+/// Everything the dashboard shows, made to happen. Returns what did not work as it should, and
+/// the players' sockets, which stay connected while Prometheus scrapes.
+async fn drive_traffic(cluster: &Cluster, api: &Api) -> (Vec<String>, Vec<Socket>) {
+    use reqwest::Method;
+    let mut problems = Vec::new();
+    let env = cluster.env();
+    let (entry, r1, r2) = (env.cyberhub_url.as_str(), env.replica_urls[0].as_str(), env.replica_urls[1].as_str());
+    let admin = mint(cluster, true).await;
+    let (alice, bob, carol, dave) = (
+        mint(cluster, false).await,
+        mint(cluster, false).await,
+        mint(cluster, false).await,
+        mint(cluster, false).await,
+    );
+
+    api.call(entry, Method::GET, "/health", None, None).await;
+    api.call(entry, Method::GET, "/api/cases", None, None).await;
+    for user in [&alice, &bob, &dave] {
+        let (status, body) = api.call(entry, Method::GET, "/api/me", Some(&user.token), None).await;
+        assert_eq!(status, 200, "GET /api/me through nginx: {body}");
+    }
+    let items =
+        json!([{ "name": "Coins", "image": "", "rarity": "common", "kind": "money", "value": 0.75, "weight": 1 }]);
+    let (status, created) = api
+        .call(
+            entry,
+            Method::POST,
+            "/api/admin/cases",
+            Some(&admin.token),
+            Some(&json!({ "name": "Observability", "image": "o.png", "price": 1.0, "items": items })),
+        )
+        .await;
+    assert_eq!(status, 201, "create case: {created}");
+    let case_id = created["case"]["id"].as_str().expect("case id").to_string();
+
+    // Players on different replicas, so every event crosses the bus one way or the other.
+    let alice_socket = Socket::connect(r1, Some(&alice.token)).await.expect("alice connects to replica 1");
+    let bob_socket = Socket::connect(r2, Some(&bob.token)).await.expect("bob connects to replica 2");
+    let watchers = [
+        Socket::connect(r1, None).await.expect("anonymous socket on replica 1"),
+        Socket::connect(r2, None).await.expect("anonymous socket on replica 2"),
+        Socket::connect(entry, None).await.expect("anonymous socket through nginx"),
+    ];
+    let (alice_balance, bob_balance) = (format!("balance:updated:{}", alice.id), format!("balance:updated:{}", bob.id));
+    assert!(alice_socket.received(&alice_balance).await, "alice got no balance snapshot on connect");
+    assert!(bob_socket.received(&bob_balance).await, "bob got no balance snapshot on connect");
+    match Socket::connect(r1, Some("not-a-token")).await {
+        Err(message) if message.contains("unauthorized") => {}
+        Err(message) => problems.push(format!("a bad token was refused, but not as unauthorized: {message}")),
+        Ok(socket) => {
+            problems.push("a socket with a bad token connected".into());
+            socket.close().await;
+        }
+    }
+
+    // Admin money published on the other player's replica: delivered only over the bus.
+    let add = |user: &User, amount: f64| json!({ "userId": user.id, "amount": amount, "reason": "observability" });
+    api.call(r2, Method::POST, "/api/admin/balance/add", Some(&admin.token), Some(&add(&alice, 10.0))).await;
+    if !alice_socket.received(&alice_balance).await {
+        problems.push("alice (socket on replica 1) got no balance:updated for a top-up made on replica 2: the bus did not deliver".into());
+    }
+    api.call(r1, Method::POST, "/api/admin/balance/add", Some(&admin.token), Some(&add(&bob, 20.0))).await;
+    if !bob_socket.received(&bob_balance).await {
+        problems.push(
+            "bob (socket on replica 2) got no balance:updated for a top-up made on replica 1: the bus did not deliver"
+                .into(),
+        );
+    }
+    api.call(entry, Method::POST, "/api/admin/balance/add", Some(&admin.token), Some(&add(&alice, 5.0))).await;
+    api.call(entry, Method::POST, "/api/admin/balance/subtract", Some(&admin.token), Some(&add(&alice, 1.5))).await;
+
+    // Opens and claims through nginx.
+    let mut won = Vec::new();
+    for user in [&alice, &alice, &alice, &bob, &bob] {
+        let (status, body) = api
+            .call(entry, Method::POST, "/api/cases/open", Some(&user.token), Some(&json!({ "caseId": case_id })))
+            .await;
+        if status == 200 {
+            won.push((user.clone(), body["inventoryItemId"].as_str().unwrap_or_default().to_string()));
+        } else {
+            problems.push(format!("open through nginx answered {status}: {body}"));
+        }
+    }
+    for (user, item) in won.iter().take(2) {
+        let (status, body) = api
+            .call(
+                entry,
+                Method::POST,
+                "/api/inventory/claim",
+                Some(&user.token),
+                Some(&json!({ "inventoryItemId": item })),
+            )
+            .await;
+        if status != 200 {
+            problems.push(format!("claim answered {status}: {body}"));
+        }
+    }
+    api.call(entry, Method::GET, "/api/inventory", Some(&alice.token), None).await;
+    // One user opening faster than RATE_LIMIT_OPENS (10/s) on one replica: some are refused.
+    let open = json!({ "caseId": case_id });
+    let burst = futures::future::join_all(
+        (0..14).map(|_| api.call(r1, Method::POST, "/api/cases/open", Some(&bob.token), Some(&open))),
+    )
+    .await;
+    let limited = burst.iter().filter(|(status, _)| *status == 429).count();
+    println!("open burst of 14 on replica 1: {limited} refused with 429");
+
+    // Payments: credited, its duplicate, a failed one, and a forged one.
+    let secret = env.webhook_secret.as_str();
+    let paid = json!({ "paymentId": format!("obs-{}", Uuid::new_v4()), "userId": carol.id, "amount": 7.5, "status": "success" });
+    for (body, signing_secret, expected) in [
+        (&paid, secret, "credited"),
+        (&paid, secret, "duplicate"),
+        (
+            &json!({ "paymentId": format!("obs-{}", Uuid::new_v4()), "userId": carol.id, "amount": 3, "status": "failed" }),
+            secret,
+            "not_success",
+        ),
+        (
+            &json!({ "paymentId": "forged", "userId": carol.id, "amount": 1000, "status": "success" }),
+            "not-the-secret",
+            "rejected_signature",
+        ),
+    ] {
+        let (status, answer) = api.payment(entry, body, signing_secret).await;
+        let ok = match expected {
+            "credited" => status == 200 && answer["duplicate"] == json!(false),
+            "duplicate" => status == 200 && answer["duplicate"] == json!(true),
+            "not_success" => status == 200 && answer["credited"] == json!(false),
+            _ => status == 401,
+        };
+        if !ok {
+            problems.push(format!("payment meant to be {expected} answered {status}: {answer}"));
+        }
+    }
+
+    // Errors: unknown route, unknown case, malformed id, no token, not enough money.
+    api.call(entry, Method::GET, "/api/no-such-route", None, None).await;
+    api.call(entry, Method::GET, &format!("/api/cases/{}", Uuid::new_v4()), None, None).await;
+    api.call(entry, Method::GET, "/api/cases/not-a-uuid", None, None).await;
+    api.call(entry, Method::GET, "/api/me", None, None).await;
+    api.call(entry, Method::POST, "/api/cases/open", Some(&dave.token), Some(&json!({ "caseId": case_id }))).await;
+
+    // A case change reaches anonymous sockets on both replicas (cases:updated).
+    api.call(
+        entry,
+        Method::PUT,
+        &format!("/api/admin/cases/{case_id}/price"),
+        Some(&admin.token),
+        Some(&json!({ "price": 1.25 })),
+    )
+    .await;
+    for (i, watcher) in watchers.iter().enumerate() {
+        if !watcher.received("cases:updated").await {
+            problems.push(format!("anonymous socket #{} got no cases:updated", i + 1));
+        }
+    }
+    // Disconnects, so the disconnect series exist; alice and bob stay connected until the end.
+    for watcher in watchers {
+        watcher.close().await;
+    }
+    (problems, vec![alice_socket, bob_socket])
+}
+
+// --- Prometheus ------------------------------------------------------------------------------
+
+struct Prometheus {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Prometheus {
+    /// A query goes as a POST form (no URL length limit); /api/v1/rules only answers GET.
+    async fn api(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, String> {
+        let url = format!("{}{path}", self.base);
+        let request = if form.is_empty() { self.http.get(url) } else { self.http.post(url).form(form) };
+        let response = request.timeout(Duration::from_secs(10)).send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        let body: Value = serde_json::from_str(&text).map_err(|_| format!("HTTP {status}: {text}"))?;
+        if body["status"] == "success" {
+            Ok(body["data"].clone())
+        } else {
+            Err(format!("{}: {}", body["errorType"].as_str().unwrap_or("error"), body["error"].as_str().unwrap_or("?")))
+        }
+    }
+
+    /// The number of series (a scalar counts as one) an instant query returns.
+    async fn series(&self, query: &str) -> Result<usize, String> {
+        let data = self.api("/api/v1/query", &[("query", query)]).await?;
+        match data["resultType"].as_str() {
+            Some("vector") | Some("matrix") => Ok(data["result"].as_array().map_or(0, Vec::len)),
+            Some("scalar") | Some("string") => Ok(1),
+            other => Err(format!("unexpected resultType {other:?}")),
+        }
+    }
+
+    async fn value(&self, query: &str) -> f64 {
+        let Ok(data) = self.api("/api/v1/query", &[("query", query)]).await else { return f64::NAN };
+        data["result"][0]["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+    }
+}
+
+/// Grafana's variables replaced as Grafana would for "All": `$__rate_interval` and friends by a
+/// window, template variables (`$name`, `${name}`, `${name:format}`, `[[name]]`) by `.*`.
+fn substitute_variables(expr: &str) -> String {
+    let mut out = String::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find(['$', '[']) {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let (name, used) = if let Some(inner) = tail.strip_prefix("${") {
+            match inner.find('}') {
+                Some(end) => (inner[..end].split(':').next().unwrap_or(""), end + 3),
+                None => ("", 0),
+            }
+        } else if let Some(inner) = tail.strip_prefix("[[") {
+            match inner.find("]]") {
+                Some(end) => (inner[..end].split(':').next().unwrap_or(""), end + 4),
+                None => ("", 0),
+            }
+        } else if let Some(inner) = tail.strip_prefix('$') {
+            let end = inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(inner.len());
+            (&inner[..end], end + 1)
+        } else {
+            ("", 0)
+        };
+        if name.is_empty() || used == 0 {
+            out.push_str(&tail[..1]);
+            rest = &tail[1..];
+            continue;
+        }
+        out.push_str(if name.starts_with("__") { WINDOW } else { ".*" });
+        rest = &tail[used..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every query the dashboard runs: (where it is, PromQL), panels of collapsed rows included.
+fn dashboard_queries(dashboard: &Value, problems: &mut Vec<String>) -> Vec<(String, String)> {
+    fn walk(panels: &Value, out: &mut Vec<(String, String)>, problems: &mut Vec<String>) {
+        for panel in panels.as_array().into_iter().flatten() {
+            walk(&panel["panels"], out, problems);
+            let title = panel["title"].as_str().unwrap_or("?");
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let Some(expr) = target["expr"].as_str() else { continue };
+                let uid = target["datasource"]["uid"].as_str().or_else(|| panel["datasource"]["uid"].as_str());
+                if uid != Some("prometheus") {
+                    problems.push(format!(
+                        "panel '{title}' target {} has datasource uid {uid:?}, not \"prometheus\"",
+                        target["refId"]
+                    ));
+                }
+                out.push((
+                    format!("panel: {title} [{}]", target["refId"].as_str().unwrap_or("?")),
+                    substitute_variables(expr),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out, problems);
+    // A query variable `label_values(metric{…}, label)` needs its metric to exist.
+    for variable in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+        let query = variable["query"]["query"].as_str().or_else(|| variable["query"].as_str()).unwrap_or("");
+        if let Some(inner) = query.strip_prefix("label_values(").and_then(|q| q.strip_suffix(')')) {
+            let metric = inner.rsplit_once(',').map_or(inner, |(m, _)| m).trim();
+            out.push((
+                format!("variable: ${}", variable["name"].as_str().unwrap_or("?")),
+                substitute_variables(metric),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_and_alert_queries_work_against_a_live_cluster() {
+    for (tool, install) in [
+        ("promtool", "apt-get install prometheus"),
+        ("prometheus", "apt-get install prometheus"),
+        ("redis-server", "apt-get install redis-server"),
+        ("nginx", "apt-get install nginx"),
+        ("psql", "apt-get install postgresql"),
+        ("curl", "apt-get install curl"),
+    ] {
+        require_tool(tool, install);
+    }
+
+    // (a) The shipped rules and configuration pass promtool.
+    let alerts_text = std::fs::read_to_string(alerts_file()).expect("read alerts.yml");
+    let alert_count = alerts_text.lines().filter(|l| l.trim_start().starts_with("- alert:")).count();
+    let checked = promtool(&["check", "rules", alerts_file().to_str().unwrap()]);
+    assert!(
+        checked.contains(&format!("{alert_count} rules found")),
+        "promtool saw other than {alert_count} rules:\n{checked}"
+    );
+    promtool(&["check", "config", repo().join("deploy/prometheus/prometheus.yml").to_str().unwrap()]);
+
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("deploy/grafana/dashboards/cyberhub.json")).expect("read dashboard"),
+    )
+    .expect("the dashboard is valid JSON");
+    assert!(dashboard["schemaVersion"].as_i64().unwrap_or(0) >= 38, "dashboard schemaVersion below 38");
+
+    // (b, c) The cluster and a Prometheus scraping it.
+    let mut cluster = Cluster::start();
+    cluster.start_prometheus().await;
+    let prometheus = Prometheus { http: reqwest::Client::new(), base: cluster.prometheus_url.clone() };
+
+    // (d) Traffic.
+    let api = Api { http: reqwest::Client::new(), seen: Default::default() };
+    let (mut problems, sockets) = drive_traffic(&cluster, &api).await;
+    println!("\nrequests made (method path → status: count):");
+    for (call, count) in api.seen.lock().unwrap().iter() {
+        println!("  {call}: {count}");
+    }
+
+    // (e) Until both replicas have been scraped since the traffic, then a few more scrapes so every
+    // rate() window holds several samples, and the rules have been evaluated.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let up = prometheus.value(r#"sum(up{job="cyberhub"})"#).await;
+        let paid = prometheus.value(r#"sum(cyberhub_payments_total{outcome="credited"})"#).await;
+        if up == REPLICAS as f64 && paid >= 1.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Prometheus did not see the traffic within 30 s (up={up}, credited={paid})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let rules = prometheus.api("/api/v1/rules?type=alert", &[]).await.expect("GET /api/v1/rules");
+    let mut alert_queries = Vec::new();
+    for group in rules["groups"].as_array().into_iter().flatten() {
+        for rule in group["rules"].as_array().into_iter().flatten() {
+            let name = rule["name"].as_str().unwrap_or("?");
+            if rule["health"] != "ok" {
+                problems.push(format!("alert {name}: rule health {} ({})", rule["health"], rule["lastError"]));
+            }
+            alert_queries.push((format!("alert: {name}"), rule["query"].as_str().unwrap_or("").to_string()));
+        }
+    }
+    if alert_queries.len() != alert_count {
+        problems.push(format!("Prometheus loaded {} alert rules, alerts.yml has {alert_count}", alert_queries.len()));
+    }
+
+    let panel_queries = dashboard_queries(&dashboard, &mut problems);
+    let (count_header, source_header) = ("series", "source");
+    println!("\n{count_header:>6}  {source_header:<58}  query");
+    let panels = panel_queries.iter().map(|query| (query, true));
+    let alerts = alert_queries.iter().map(|query| (query, false));
+    for ((place, expr), must_have_series) in panels.chain(alerts) {
+        let result = prometheus.series(expr).await;
+        let shown = match &result {
+            Ok(n) => n.to_string(),
+            Err(_) => "ERROR".to_string(),
+        };
+        println!("{shown:>6}  {place:<58}  {expr}");
+        match result {
+            Err(error) => problems.push(format!("{place}: query failed: {error}\n    {expr}")),
+            Ok(0) if must_have_series => problems.push(format!("{place}: no series\n    {expr}")),
+            Ok(_) => {}
+        }
+    }
+    println!();
+
+    // The panels are not only non-empty: they show what the traffic did.
+    let expected_facts = [
+        (r#"count(up{job="cyberhub"} == 1)"#, "==", REPLICAS as f64),
+        (r#"sum(cyberhub_connected_clients{job="cyberhub"})"#, "==", 2.0),
+        (r#"sum(cyberhub_socket_connects_total{outcome="unauthorized"})"#, ">=", 1.0),
+        (r#"sum(cyberhub_events_delivered_total{origin="remote"})"#, ">=", 1.0),
+        ("sum(cyberhub_event_delivery_lag_seconds_count)", ">=", 1.0),
+        (r#"sum(cyberhub_payments_total{outcome="credited"})"#, "==", 1.0),
+        (r#"sum(cyberhub_payments_total{outcome="duplicate"})"#, "==", 1.0),
+        (r#"sum(cyberhub_payments_total{outcome="not_success"})"#, "==", 1.0),
+        (r#"sum(cyberhub_payments_total{outcome="rejected_signature"})"#, "==", 1.0),
+        (r#"sum(cyberhub_ledger_cents_total{kind="payment"})"#, "==", 750.0),
+        ("sum(cyberhub_claims_total)", "==", 2.0),
+        (r#"sum(cyberhub_http_requests_total{route="unmatched", status="404"})"#, ">=", 1.0),
+    ];
+    for (query, op, expected) in expected_facts {
+        let value = prometheus.value(query).await;
+        let holds = if op == "==" { value == expected } else { value >= expected };
+        println!("{:>6}  {query} {op} {expected}", if holds { "ok" } else { "WRONG" });
+        if !holds {
+            problems.push(format!("{query} is {value}, expected {op} {expected}"));
+        }
+    }
+    println!();
+    for socket in sockets {
+        socket.close().await;
+    }
+
+    // The outage alerts' expressions match a real outage (their `for:` is not waited out).
+    cluster.run(&["stop-redis"]);
+    cluster.run(&["kill-replica", "2"]);
+    for (alert, series) in [("CyberhubReplicaDown", 1), ("CyberhubBusDown", 1)] {
+        let expr = alert_queries.iter().find(|(place, _)| place.ends_with(alert)).map(|(_, q)| q.clone());
+        let Some(expr) = expr else { continue };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut seen = 0;
+        while tokio::time::Instant::now() < deadline {
+            seen = prometheus.series(&expr).await.unwrap_or(0);
+            if seen >= series {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        println!("{seen:>6}  {alert} after Redis stopped and replica 2 killed: {expr}");
+        if seen < series {
+            problems.push(format!("{alert}: `{expr}` matched no series within 20 s of the outage"));
+        }
+    }
+
+    assert!(problems.is_empty(), "{} problem(s):\n  {}", problems.len(), problems.join("\n  "));
+    drop(cluster);
+}
