@@ -41,6 +41,9 @@ impl Application {
             .ping_interval(Duration::from_secs(25))
             .ping_timeout(Duration::from_secs(20))
             .max_payload(MAX_BODY_BYTES as u64)
+            // Clients send only tiny frames (pong, user:identify); tungstenite grows the buffer
+            // for a larger one. The 4 KB default was ~3 KB of every idle socket.
+            .ws_read_buffer_size(1024)
             .build_layer();
         let delivery = Delivery::new(io.clone(), metrics.clone());
         let bus: Arc<dyn EventBus> = match &config.redis_url {
@@ -71,6 +74,7 @@ impl Application {
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(middleware::from_fn_with_state(state.clone(), crate::http::in_flight))
             .layer(socket_layer)
+            .layer(middleware::from_fn(crate::http::detach_socket_request_head))
             .layer(middleware::from_fn_with_state(state.clone(), crate::http::replica_cookie))
             .layer(cors);
         Ok(Application { listener, router, state, dev_admin_token })

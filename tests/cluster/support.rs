@@ -198,13 +198,12 @@ impl Cluster {
     }
 
     fn kill_all(&mut self) {
-        for child in self
-            .replicas
-            .iter_mut()
-            .filter_map(|r| r.child.as_mut())
-            .chain(self.nginx.as_mut())
-            .chain(self.redis.as_mut())
-        {
+        // nginx's master stops its workers on SIGTERM; a SIGKILL would orphan them, still listening.
+        if let Some(mut nginx) = self.nginx.take() {
+            let _ = Command::new("kill").args(["-TERM", &nginx.id().to_string()]).status();
+            let _ = nginx.wait();
+        }
+        for child in self.replicas.iter_mut().filter_map(|r| r.child.as_mut()).chain(self.redis.as_mut()) {
             let _ = child.kill();
             let _ = child.wait();
         }
