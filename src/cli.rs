@@ -77,13 +77,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
     match command {
         Command::Serve => {
-            telemetry::init(config.log_format);
+            telemetry::init(config.log_format, &config.replica_id);
             let bind = (config.bind, config.port);
             let app = Application::build(config).await?;
-            println!("CyberHub listening on http://{}:{}", bind.0, app.port());
+            eprintln!("CyberHub listening on http://{}:{}", bind.0, app.port());
             if let Some(token) = app.dev_admin_token() {
-                println!("No JWT_SECRET set: signing with a secret generated once and kept in the database.");
-                println!("Admin token (valid 24 h), for trying the API:\n\n  {token}\n");
+                eprintln!("No JWT_SECRET set: signing with a secret generated once and kept in the database.");
+                eprintln!("Admin token (valid 24 h), for trying the API:\n\n  {token}\n");
             }
             app.run_until(startup::shutdown_signal()).await?;
         }

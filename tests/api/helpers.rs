@@ -39,7 +39,7 @@ fn init_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if std::env::var("TEST_LOG").is_ok() {
-            cyberhub::telemetry::init(cyberhub::config::LogFormat::Text);
+            cyberhub::telemetry::init(cyberhub::config::LogFormat::Text, "test");
         }
     });
 }
