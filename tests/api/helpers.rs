@@ -475,3 +475,39 @@ macro_rules! on_both_backends {
         )*
     };
 }
+
+/// Runs the npm `socket.io-client` suite (tests/js) against `base`, over websocket and polling,
+/// installing its node_modules on first use. Returns its output; fails the test if it failed.
+pub async fn run_socket_io_client_suite(base: &str) -> String {
+    use std::path::Path;
+    use std::process::Command;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let js = root.join("tests/js");
+    if !js.join("node_modules/socket.io-client").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&js)
+            .status()
+            .expect("npm is installed (Node.js is required for this test)");
+        assert!(status.success(), "npm ci failed in {}", js.display());
+    }
+    let base = base.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .args(["--test", "--test-reporter=spec", "tests/js/"])
+            .current_dir(root)
+            .env("CYBERHUB_URL", base)
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    println!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the socket.io-client suite failed");
+    assert!(stdout.contains("websocket") && stdout.contains("polling"), "both transports ran");
+    assert!(!stdout.contains("Session ID unknown"));
+    stdout
+}

@@ -1,9 +1,7 @@
 use serde_json::json;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Api, TestSocket, JWT_SECRET, WEBHOOK_SECRET};
+use crate::helpers::{run_socket_io_client_suite, Api, TestSocket};
 use crate::support::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,23 +106,6 @@ async fn nginx_spreads_websockets_and_keeps_polling_sticky() {
 
     // The official client through nginx: websocket, and polling over many round-trips, with the
     // events caused by HTTP requests that nginx spreads over the other replicas.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let base = nginx.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .args(["--test", "--test-reporter=spec", "tests/js/"])
-            .current_dir(root)
-            .env("CYBERHUB_URL", base)
-            .env("JWT_SECRET", JWT_SECRET)
-            .env("PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "socket.io-client through nginx failed");
-    assert!(!stdout.contains("Session ID unknown"));
+    run_socket_io_client_suite(&nginx.base).await;
     cluster.shutdown().await;
 }

@@ -113,8 +113,9 @@ for (const transport of Object.keys(TRANSPORTS)) {
       assert.equal(created.items.length, 1);
       assert.equal(created.items[0].value, 0.5);
 
-      await waitFor(anonSocket, "cases:updated");
-      await waitFor(userSocket, "cases:updated");
+      // No payload at all, as the old backend's io.emit("cases:updated") sent: not even null.
+      assert.equal(await waitFor(anonSocket, "cases:updated"), undefined);
+      assert.equal(await waitFor(userSocket, "cases:updated"), undefined);
 
       await adminAddBalance(user.id, 1);
       await expectBalance(userSocket, user.id, 1, 1);
