@@ -101,3 +101,27 @@ on_both_backends! {
         app.get("/api/fair", None).await.expect_error(401, "unauthorized");
     }
 }
+
+/// `cyberhub verify` recomputes a roll offline; the known-answer vector of docs/provably-fair.md.
+#[test]
+fn the_verify_command_reproduces_the_documented_vector() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cyberhub"))
+        .args(["verify", "--server-seed", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"])
+        .args(["--client-seed", "cyberhub", "--nonce", "42", "--weights", "1,10,100,889"])
+        .args(["--commitment", "630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd"])
+        .output()
+        .expect("cyberhub verify runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let verdict: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["hmac"], "297c7bf0f9e2fec390d9e8627a018808f3b7d9ed3df8556a2fb1be486da00ad5");
+    assert_eq!(verdict["roll"], 0.16205572732168227);
+    assert_eq!(verdict["index"], 3);
+    assert_eq!(verdict["commitmentMatches"], true);
+    let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_cyberhub"))
+        .args(["verify", "--server-seed", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"])
+        .args(["--client-seed", "cyberhub", "--nonce", "42", "--weights", "1,10,100,889"])
+        .args(["--commitment", &"0".repeat(64)])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(1), "a commitment that does not match fails");
+}

@@ -479,6 +479,11 @@ macro_rules! on_both_backends {
 /// Runs the npm `socket.io-client` suite (tests/js) against `base`, over websocket and polling,
 /// installing its node_modules on first use. Returns its output; fails the test if it failed.
 pub async fn run_socket_io_client_suite(base: &str) -> String {
+    run_node_tests(base, "tests/js/", &[]).await
+}
+
+/// Runs `node --test <target>` with the test secrets, `CYBERHUB_URL=base` and `env`.
+pub async fn run_node_tests(base: &str, target: &str, env: &[(&str, &str)]) -> String {
     use std::path::Path;
     use std::process::Command;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -492,10 +497,13 @@ pub async fn run_socket_io_client_suite(base: &str) -> String {
         assert!(status.success(), "npm ci failed in {}", js.display());
     }
     let base = base.to_string();
+    let target = target.to_string();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .args(["--test", "--test-reporter=spec", "tests/js/"])
+            .args(["--test", "--test-reporter=spec", &target])
             .current_dir(root)
+            .envs(env)
             .env("CYBERHUB_URL", base)
             .env("JWT_SECRET", JWT_SECRET)
             .env("PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)

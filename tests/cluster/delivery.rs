@@ -1,7 +1,7 @@
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{run_socket_io_client_suite, Api, TestSocket};
+use crate::helpers::{run_node_tests, run_socket_io_client_suite, Api, TestSocket};
 use crate::support::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,6 +36,10 @@ async fn events_cross_replicas_to_the_right_sockets_only() {
     let anonymous: Vec<_> =
         anonymous_on_a.drain().await.into_iter().filter(|(name, _)| name != "cases:updated").collect();
     assert!(anonymous.is_empty(), "an anonymous socket got private events: {anonymous:?}");
+
+    // The same with the official client, over websocket and over polling.
+    let urls: Vec<String> = (0..3).map(|i| cluster.replica_url(i)).collect();
+    run_node_tests(&urls[0], "tests/js/cross-replica.mjs", &[("REPLICA_URLS", &urls.join(" "))]).await;
 
     // Every replica reports every socket of the cluster once the counts have been exchanged.
     let mut total = 0;

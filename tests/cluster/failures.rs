@@ -151,3 +151,28 @@ async fn killed_and_drained_replicas_lose_nothing() {
     assert_eq!(cluster.health(1).await["redis"], "up");
     cluster.shutdown().await;
 }
+
+/// Redis drops a subscriber that falls past its output-buffer limit: the replica must treat that
+/// like an outage (reconnect, resubscribe, resync), never stay deaf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_cut_off_by_redis_comes_back() {
+    let cluster = Cluster::start(2).await;
+    let (a, b) = (Api::new(&cluster.replica_url(0)), Api::new(&cluster.replica_url(1)));
+    let user = a.known_user().await;
+    let on_b = TestSocket::connect(&b.base, Some(&user.token)).await.unwrap();
+    expect_version(&on_b, &user, 0).await;
+    let killed = std::process::Command::new("redis-cli")
+        .args(["-p", &cluster.redis_port.to_string(), "CLIENT", "KILL", "TYPE", "pubsub"])
+        .output()
+        .expect("redis-cli runs");
+    assert!(
+        String::from_utf8_lossy(&killed.stdout).trim().parse::<u32>().unwrap_or(0) >= 2,
+        "both subscribers cut off"
+    );
+    on_b.expect("cases:updated").await; // the resync after resubscribing
+    a.fund(&user, 2.0).await;
+    assert_eq!(expect_version(&on_b, &user, 1).await, json!({ "balance": 2.0, "version": 1 }));
+    let metrics = b.http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("cyberhub_bus_resubscribes_total 1"), "{metrics}");
+    cluster.shutdown().await;
+}

@@ -188,7 +188,7 @@ function instrument(socket, label) {
   return socket;
 }
 
-function makeSocket(transport, authToken, label) {
+function makeSocket(transport, authToken, label, url = BASE_URL) {
   const options = {
     ...TRANSPORTS[transport],
     forceNew: true,
@@ -196,7 +196,7 @@ function makeSocket(transport, authToken, label) {
     timeout: TIMEOUT_MS,
   };
   if (authToken !== undefined) options.auth = { token: authToken };
-  const socket = instrument(io(BASE_URL, options), label);
+  const socket = instrument(io(url, options), label);
   openSockets.add(socket);
   return socket;
 }
@@ -205,8 +205,8 @@ function makeSocket(transport, authToken, label) {
  * Connects over the given transport ("websocket" | "polling").
  * `authToken` undefined means an anonymous socket. Resolves once connected.
  */
-export function connect(transport, authToken, label = authToken ? "user socket" : "anonymous socket") {
-  const socket = makeSocket(transport, authToken, label);
+export function connect(transport, authToken, label = authToken ? "user socket" : "anonymous socket", url = BASE_URL) {
+  const socket = makeSocket(transport, authToken, label, url);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       reject(new Error(`${label}: not connected over ${transport} within ${TIMEOUT_MS} ms`));
