@@ -27,6 +27,8 @@ export const casesReceived = new Counter('cases_received');
 export const casesMissing = new Counter('cases_missing');
 export const caseEditFailures = new Counter('case_edit_failures');
 export const caseEditSkew = new Trend('case_edit_send_skew', true);
+// The first socket of each VU also checks an ack round trip: user:identify for its own id.
+export const identifyFailures = new Counter('identify_failures');
 
 export function holdConfig(defaults = {}) {
   const d = { SOCKETS: 40, SOCKETS_PER_VU: 20, RAMP: '5s', HOLD: '10s', EVENT_RATE: 0, CASE_EDIT_EVERY: '0s', ...defaults };
@@ -60,6 +62,7 @@ export function holdThresholds(c, p99 = {}) {
     sio_connect_failures: ['count==0'],
     sio_unexpected_disconnects: ['count==0'],
     sio_connects: [`count>=${c.sockets}`],
+    identify_failures: ['count==0'],
   };
   if (c.eventRate > 0) {
     t.events_missing = ['count==0'];
@@ -91,6 +94,7 @@ export function holdSetup(c, admin, runId) {
 
 export function holdSockets(c, data) {
   touchCounters();
+  identifyFailures.add(0);
   if (c.eventRate > 0) for (const m of [eventsMatched, eventsMissing, eventRequestsFailed]) m.add(0);
   if (c.caseEditMs > 0) for (const m of [casesReceived, casesMissing, caseEditFailures]) m.add(0);
 
@@ -103,15 +107,22 @@ export function holdSockets(c, data) {
   for (let j = 0; j < mine; j++) {
     const g = first + j;
     const at = start + (c.sockets > 1 ? (g / c.sockets) * c.rampMs : 0);
-    setTimeout(() => players.push(openPlayer()), Math.max(0, at - Date.now()));
+    setTimeout(() => players.push(openPlayer(j === 0)), Math.max(0, at - Date.now()));
   }
 
-  function openPlayer() {
+  function openPlayer(identify) {
     const id = uuid();
     const p = { id, seen: {}, pending: {}, connectedAt: 0, lostAt: 0, slots: {} };
     p.socket = connect(WS_URL, token(id), {
-      connect() {
+      connect(socket) {
         p.connectedAt = Date.now();
+        if (identify) {
+          p.identifyPending = true;
+          socket.emit('user:identify', { userId: id }, (reply) => {
+            p.identifyPending = false;
+            if (!reply || reply.ok !== true) identifyFailures.add(1);
+          });
+        }
       },
       disconnect() {
         p.lostAt = Date.now();
@@ -221,6 +232,8 @@ export function holdSockets(c, data) {
         const alive = p.connectedAt > 0 && p.connectedAt <= at && (p.lostAt === 0 || p.lostAt >= at + c.eventTimeoutMs);
         if (alive && !p.slots[k]) casesMissing.add(1);
       }
+      // An ack that never came is a failure too.
+      if (p.identifyPending) identifyFailures.add(1);
       p.socket.close();
     }
   }, Math.max(0, loadEnd - Date.now()));

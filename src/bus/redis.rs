@@ -76,8 +76,10 @@ impl RedisBus {
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .set_performance_config(PerformanceConfig {
                 default_command_timeout: COMMAND_TIMEOUT,
-                // fred's default of 32 silently drops bursts; lagging is also detected below.
-                broadcast_channel_capacity: 65_536,
+                // fred's default of 32 silently drops bursts, and falling behind is detected
+                // below (it resyncs). Every one of fred's broadcast channels preallocates this
+                // many slots: 65,536 cost ~75 MB of RSS per replica.
+                broadcast_channel_capacity: 4_096,
                 ..Default::default()
             })
             .with_connection_config(|c| {
