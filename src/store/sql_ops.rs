@@ -75,24 +75,21 @@ fn decode_inventory(row: &DbRow) -> StoreResult<InventoryEntry> {
     })
 }
 
+/// One round trip: a case always has at least one active item (drafts are validated), so no row
+/// means no such active case.
 async fn load_case(conn: &mut DbConn, case_id: Uuid) -> StoreResult<Option<Case>> {
-    let Some(row) = sqlx::query("SELECT name, image, price FROM cases WHERE id = $1 AND active")
-        .bind(case_id)
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let items = sqlx::query(&format!(
-        "SELECT {ITEM_COLUMNS} FROM items i WHERE i.case_id = $1 AND i.active ORDER BY i.position"
+    let rows = sqlx::query(&format!(
+        "SELECT c.name, c.image, c.price, {ITEM_COLUMNS} FROM cases c \
+         JOIN items i ON i.case_id = c.id AND i.active WHERE c.id = $1 AND c.active ORDER BY i.position"
     ))
     .bind(case_id)
     .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(decode_item)
-    .collect::<StoreResult<Vec<_>>>()?;
-    Ok(Some(Case::new(case_id, row.try_get("name")?, row.try_get("image")?, Cents(row.try_get("price")?), items)))
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let items = rows.iter().map(decode_item).collect::<StoreResult<Vec<_>>>()?;
+    Ok(Some(Case::new(case_id, first.try_get("name")?, first.try_get("image")?, Cents(first.try_get("price")?), items)))
 }
 
 async fn insert_items(conn: &mut DbConn, case_id: Uuid, items: &[ItemDraft]) -> StoreResult<()> {
