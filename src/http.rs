@@ -72,31 +72,21 @@ pub async fn in_flight(State(state): State<AppState>, request: Request, next: Ne
     response
 }
 
-/// Names this replica in a cookie on every Engine.IO handshake, so nginx can keep the rest of a
-/// polling session on it without hashing client IPs (a club's PCs share one). See nginx/README.md.
-pub async fn replica_cookie(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let handshake = request.uri().path().starts_with("/socket.io/")
-        && !request.uri().query().unwrap_or("").split('&').any(|pair| pair.starts_with("sid="));
-    let mut response = next.run(request).await;
-    if handshake {
-        let cookie = format!("{REPLICA_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax", state.config.replica_id);
-        if let Ok(value) = header::HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
-    response
-}
-
 pub const REPLICA_COOKIE: &str = "cyberhub_replica";
 
-/// Gives a Socket.IO request a request head of its own before socketioxide keeps it for the
-/// socket's lifetime. hyper parses headers and URI zero-copy out of the connection's 8–16 KB read
-/// buffer, so keeping any of them would pin that whole buffer for as long as the socket lives:
-/// measured, it was half of an idle socket's memory.
-pub async fn detach_socket_request_head(request: Request, next: Next) -> Response {
+/// Prepares a Socket.IO request before socketioxide sees it; other requests pass untouched.
+///
+/// - Its request head is copied. hyper parses headers and URI zero-copy out of the connection's
+///   8–16 KB read buffer, and socketioxide keeps the head for the socket's lifetime, which pinned
+///   that whole buffer: measured, half of an idle socket's memory.
+/// - An Engine.IO handshake (no `sid` yet) answers with a cookie naming this replica, so nginx can
+///   keep the rest of a polling session on it without hashing client IPs (a club's PCs share
+///   one). See nginx/README.md.
+pub async fn socket_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if !request.uri().path().starts_with("/socket.io/") {
         return next.run(request).await;
     }
+    let handshake = !request.uri().query().unwrap_or("").split('&').any(|pair| pair.starts_with("sid="));
     let (mut parts, body) = request.into_parts();
     let mut headers = header::HeaderMap::with_capacity(parts.headers.len());
     for (name, value) in parts.headers.iter() {
@@ -110,5 +100,12 @@ pub async fn detach_socket_request_head(request: Request, next: Next) -> Respons
         parts.extensions.insert(axum::extract::OriginalUri(uri.clone()));
         parts.uri = uri;
     }
-    next.run(Request::from_parts(parts, body)).await
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    if handshake {
+        let cookie = format!("{REPLICA_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax", state.config.replica_id);
+        if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
 }

@@ -189,8 +189,8 @@ impl Metrics {
         for outcome in ["credited", "duplicate", "rejected_signature", "not_success"] {
             self.payments.with_label_values(&[outcome]);
         }
-        for kind in ["admin_add", "admin_subtract", "case_open", "claim", "payment"] {
-            self.ledger_cents.with_label_values(&[kind]);
+        for kind in crate::domain::LedgerKind::ALL {
+            self.ledger_cents.with_label_values(&[kind.as_str()]);
         }
         for op in ["publish", "subscribe", "decode", "lagged"] {
             self.bus_errors.with_label_values(&[op]);

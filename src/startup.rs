@@ -74,8 +74,7 @@ impl Application {
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(middleware::from_fn_with_state(state.clone(), crate::http::in_flight))
             .layer(socket_layer)
-            .layer(middleware::from_fn(crate::http::detach_socket_request_head))
-            .layer(middleware::from_fn_with_state(state.clone(), crate::http::replica_cookie))
+            .layer(middleware::from_fn_with_state(state.clone(), crate::http::socket_requests))
             .layer(cors);
         Ok(Application { listener, router, state, dev_admin_token })
     }

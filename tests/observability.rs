@@ -13,19 +13,19 @@
 //! PostgreSQL server where `postgres` may create databases (TEST_DATABASE_URL, as for the API
 //! tests). Anything missing fails the test: it never skips.
 
-use futures::FutureExt;
-use hmac::{Hmac, Mac};
-use rust_socketio::asynchronous::{Client as SocketClient, ClientBuilder};
-use rust_socketio::{Event as SocketEvent, Payload, TransportType};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex};
 use uuid::Uuid;
+
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use helpers::{sign, with_database, ConnectFailure, TestSocket};
 
 const REPLICAS: usize = 2;
 /// Grafana's interval variables, replaced by a window that holds many 1 s scrapes.
@@ -72,15 +72,6 @@ fn promtool(args: &[&str]) -> String {
     assert!(output.status.success(), "promtool {} failed:\n{text}", args.join(" "));
     println!("$ promtool {}\n{}", args.join(" "), text.trim_end());
     text
-}
-
-fn with_database(admin_url: &str, name: &str) -> String {
-    let (server, query) = admin_url.split_once('?').map(|(s, q)| (s, Some(q))).unwrap_or((admin_url, None));
-    let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
 }
 
 fn psql(url: &str, sql: &str) -> Result<(), String> {
@@ -334,12 +325,6 @@ async fn mint(cluster: &Cluster, admin: bool) -> User {
     User { id, token }
 }
 
-fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
 struct Api {
     http: reqwest::Client,
     /// Every answer, counted by "METHOD path → status", printed at the end.
@@ -371,7 +356,7 @@ impl Api {
             .http
             .post(format!("{base}/api/payment/callback"))
             .header("content-type", "application/json")
-            .header("x-signature", sign(secret, &raw))
+            .header("x-signature", sign(secret.as_bytes(), &raw))
             .body(raw);
         self.finish("POST", "/api/payment/callback", request).await
     }
@@ -388,74 +373,9 @@ impl Api {
     }
 }
 
-/// A Socket.IO client (websocket) that records the names of the events it receives.
-struct Socket {
-    client: SocketClient,
-    events: Mutex<mpsc::UnboundedReceiver<String>>,
-}
-
-impl Socket {
-    /// Ok(socket) once connected, Err(message) when refused or nothing happened within 5 s.
-    async fn connect(base: &str, token: Option<&str>) -> Result<Socket, String> {
-        let (events_tx, events) = mpsc::unbounded_channel::<String>();
-        let (status_tx, mut status) = mpsc::unbounded_channel::<Result<(), String>>();
-        let connected = status_tx.clone();
-        let mut builder = ClientBuilder::new(base)
-            .namespace("/")
-            .transport_type(TransportType::Websocket)
-            .reconnect(false)
-            .on_any(move |event: SocketEvent, payload: Payload, _| {
-                // rust_socketio reports an event without arguments (`42["cases:updated"]`) as a
-                // "message" whose payload is the event's name.
-                let name = match (&event, payload) {
-                    (SocketEvent::Message, Payload::Text(values)) if values.len() == 1 && values[0].is_string() => {
-                        values[0].as_str().unwrap_or_default().to_string()
-                    }
-                    _ => event.to_string(),
-                };
-                let _ = events_tx.send(name);
-                async {}.boxed()
-            })
-            .on(SocketEvent::Connect, move |_, _| {
-                let _ = connected.send(Ok(()));
-                async {}.boxed()
-            })
-            .on(SocketEvent::Error, move |payload, _| {
-                let _ = status_tx.send(Err(format!("{payload:?}")));
-                async {}.boxed()
-            });
-        if let Some(token) = token {
-            builder = builder.auth(json!({ "token": token }));
-        }
-        let client = builder.connect().await.map_err(|e| e.to_string())?;
-        match tokio::time::timeout(Duration::from_secs(5), status.recv()).await {
-            Ok(Some(Ok(()))) => Ok(Socket { client, events: Mutex::new(events) }),
-            Ok(Some(Err(error))) => Err(error),
-            _ => Err("no connect or connect_error within 5 s".into()),
-        }
-    }
-
-    /// Whether `event` arrives within 5 s; other events are skipped.
-    async fn received(&self, event: &str) -> bool {
-        let mut events = self.events.lock().await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Ok(Some(name)) if name == event => return true,
-                Ok(Some(_)) => continue,
-                _ => return false,
-            }
-        }
-    }
-
-    async fn close(self) {
-        let _ = self.client.disconnect().await;
-    }
-}
-
 /// Everything the dashboard shows, made to happen. Returns what did not work as it should, and
 /// the players' sockets, which stay connected while Prometheus scrapes.
-async fn drive_traffic(cluster: &Cluster, api: &Api) -> (Vec<String>, Vec<Socket>) {
+async fn drive_traffic(cluster: &Cluster, api: &Api) -> (Vec<String>, Vec<TestSocket>) {
     use reqwest::Method;
     let mut problems = Vec::new();
     let env = cluster.env();
@@ -489,19 +409,19 @@ async fn drive_traffic(cluster: &Cluster, api: &Api) -> (Vec<String>, Vec<Socket
     let case_id = created["case"]["id"].as_str().expect("case id").to_string();
 
     // Players on different replicas, so every event crosses the bus one way or the other.
-    let alice_socket = Socket::connect(r1, Some(&alice.token)).await.expect("alice connects to replica 1");
-    let bob_socket = Socket::connect(r2, Some(&bob.token)).await.expect("bob connects to replica 2");
+    let alice_socket = TestSocket::connect(r1, Some(&alice.token)).await.expect("alice connects to replica 1");
+    let bob_socket = TestSocket::connect(r2, Some(&bob.token)).await.expect("bob connects to replica 2");
     let watchers = [
-        Socket::connect(r1, None).await.expect("anonymous socket on replica 1"),
-        Socket::connect(r2, None).await.expect("anonymous socket on replica 2"),
-        Socket::connect(entry, None).await.expect("anonymous socket through nginx"),
+        TestSocket::connect(r1, None).await.expect("anonymous socket on replica 1"),
+        TestSocket::connect(r2, None).await.expect("anonymous socket on replica 2"),
+        TestSocket::connect(entry, None).await.expect("anonymous socket through nginx"),
     ];
     let (alice_balance, bob_balance) = (format!("balance:updated:{}", alice.id), format!("balance:updated:{}", bob.id));
-    assert!(alice_socket.received(&alice_balance).await, "alice got no balance snapshot on connect");
-    assert!(bob_socket.received(&bob_balance).await, "bob got no balance snapshot on connect");
-    match Socket::connect(r1, Some("not-a-token")).await {
-        Err(message) if message.contains("unauthorized") => {}
-        Err(message) => problems.push(format!("a bad token was refused, but not as unauthorized: {message}")),
+    assert!(alice_socket.wait_for(&alice_balance).await.is_some(), "alice got no balance snapshot on connect");
+    assert!(bob_socket.wait_for(&bob_balance).await.is_some(), "bob got no balance snapshot on connect");
+    match TestSocket::connect(r1, Some("not-a-token")).await {
+        Err(ConnectFailure::Refused(message)) if message.contains("unauthorized") => {}
+        Err(failure) => problems.push(format!("a bad token was refused, but not as unauthorized: {failure:?}")),
         Ok(socket) => {
             problems.push("a socket with a bad token connected".into());
             socket.close().await;
@@ -511,11 +431,11 @@ async fn drive_traffic(cluster: &Cluster, api: &Api) -> (Vec<String>, Vec<Socket
     // Admin money published on the other player's replica: delivered only over the bus.
     let add = |user: &User, amount: f64| json!({ "userId": user.id, "amount": amount, "reason": "observability" });
     api.call(r2, Method::POST, "/api/admin/balance/add", Some(&admin.token), Some(&add(&alice, 10.0))).await;
-    if !alice_socket.received(&alice_balance).await {
+    if alice_socket.wait_for(&alice_balance).await.is_none() {
         problems.push("alice (socket on replica 1) got no balance:updated for a top-up made on replica 2: the bus did not deliver".into());
     }
     api.call(r1, Method::POST, "/api/admin/balance/add", Some(&admin.token), Some(&add(&bob, 20.0))).await;
-    if !bob_socket.received(&bob_balance).await {
+    if bob_socket.wait_for(&bob_balance).await.is_none() {
         problems.push(
             "bob (socket on replica 2) got no balance:updated for a top-up made on replica 1: the bus did not deliver"
                 .into(),
@@ -606,7 +526,7 @@ async fn drive_traffic(cluster: &Cluster, api: &Api) -> (Vec<String>, Vec<Socket
     )
     .await;
     for (i, watcher) in watchers.iter().enumerate() {
-        if !watcher.received("cases:updated").await {
+        if watcher.wait_for("cases:updated").await.is_none() {
             problems.push(format!("anonymous socket #{} got no cases:updated", i + 1));
         }
     }

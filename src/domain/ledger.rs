@@ -32,10 +32,10 @@ impl LedgerKind {
         }
     }
 
+    pub const ALL: [LedgerKind; 5] = [Self::AdminAdd, Self::AdminSubtract, Self::CaseOpen, Self::Claim, Self::Payment];
+
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::AdminAdd, Self::AdminSubtract, Self::CaseOpen, Self::Claim, Self::Payment]
-            .into_iter()
-            .find(|k| k.as_str() == text)
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
     }
 }
 

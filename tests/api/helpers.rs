@@ -144,7 +144,8 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
     TestApp { api: Api::new(&base), database, shutdown: Mutex::new(Some(tx)), server: Mutex::new(Some(server)) }
 }
 
-fn with_database(admin_url: &str, name: &str) -> String {
+/// `admin_url` with its database name replaced by `name`.
+pub fn with_database(admin_url: &str, name: &str) -> String {
     let (server, query) = admin_url.split_once('?').map(|(s, q)| (s, Some(q))).unwrap_or((admin_url, None));
     let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
     match query {
@@ -388,14 +389,18 @@ impl TestSocket {
 
     /// Waits for `event` and returns its payload, skipping other events.
     pub async fn expect(&self, event: &str) -> Value {
+        self.wait_for(event).await.unwrap_or_else(|| panic!("{event} did not arrive within 5 s"))
+    }
+
+    /// Waits up to 5 s for `event`, skipping other events; `None` if it did not come.
+    pub async fn wait_for(&self, event: &str) -> Option<Value> {
         let mut events = self.events.lock().await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             match tokio::time::timeout_at(deadline, events.recv()).await {
-                Ok(Some((name, payload))) if name == event => return payload,
+                Ok(Some((name, payload))) if name == event => return Some(payload),
                 Ok(Some(_)) => continue,
-                Ok(None) => panic!("socket closed while waiting for {event}"),
-                Err(_) => panic!("{event} did not arrive within 5 s"),
+                Ok(None) | Err(_) => return None,
             }
         }
     }
