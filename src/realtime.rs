@@ -8,6 +8,7 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use socketioxide::SocketIo;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use uuid::Uuid;
@@ -164,6 +165,15 @@ async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) 
         }
     }
     socket.extensions.insert(Session(identity));
+    // Listening and in its room before the connect packet goes out: socketioxide sends it as soon
+    // as the middleware returns and runs the connect handler a moment later, and old clients emit
+    // user:identify the moment they read it.
+    socket.on("user:identify", move |socket: SocketRef, Data(body): Data<Value>, ack: AckSender| async move {
+        let _ = ack.send(&identify(&socket, identity, &body));
+    });
+    if let Some(identity) = identity {
+        socket.join(user_room(identity.user_id));
+    }
     Ok(())
 }
 
@@ -173,17 +183,20 @@ async fn on_connect(socket: SocketRef, state: AppState) {
     state.metrics.connects.with_label_values(&["accepted"]).inc();
     state.metrics.client_connected(authenticated);
 
-    let metrics = state.metrics.clone();
+    // Counted out exactly once, also when the client left before this handler ran (then the
+    // disconnect handler registered here is never called).
+    let counted = Arc::new(AtomicBool::new(true));
+    let (metrics, still_counted) = (state.metrics.clone(), counted.clone());
     socket.on_disconnect(move |reason: DisconnectReason| async move {
-        metrics.client_disconnected(authenticated, disconnect_label(reason));
+        if still_counted.swap(false, Ordering::SeqCst) {
+            metrics.client_disconnected(authenticated, disconnect_label(reason));
+        }
     });
-    let identity = session.0;
-    socket.on("user:identify", move |socket: SocketRef, Data(body): Data<Value>, ack: AckSender| async move {
-        let _ = ack.send(&identify(&socket, identity, &body));
-    });
-
-    if let Some(identity) = identity {
-        socket.join(user_room(identity.user_id));
+    if !socket.connected() && counted.swap(false, Ordering::SeqCst) {
+        state.metrics.client_disconnected(authenticated, "before_connect_handler");
+        return;
+    }
+    if let Some(identity) = session.0 {
         send_balance_snapshot(&socket, identity.user_id, &state).await;
     }
 }

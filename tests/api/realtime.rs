@@ -75,6 +75,38 @@ on_both_backends! {
         anonymous.close().await;
     }
 
+    async fn identify_right_after_connect_is_always_answered(app) {
+        // Old clients emit user:identify the moment they read the connect packet. A raw websocket
+        // does exactly that, with no client library in between to slow it down.
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let url = format!("{}/socket.io/?EIO=4&transport=websocket", app.base.replace("http://", "ws://"));
+        for _ in 0..40 {
+            let user = app.new_user();
+            let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("websocket connects");
+            let (mut tx, mut rx) = ws.split();
+            let mut next_text = async || loop {
+                match tokio::time::timeout(Duration::from_secs(5), rx.next()).await {
+                    Ok(Some(Ok(Message::Text(text)))) => return text.to_string(),
+                    Ok(Some(Ok(_))) => continue,
+                    other => panic!("no frame within 5 s: {other:?}"),
+                }
+            };
+            assert!(next_text().await.starts_with('0'), "engine.io open packet");
+            tx.send(Message::text(format!("40{}", json!({ "token": user.token })))).await.unwrap();
+            while !next_text().await.starts_with("40") {}
+            tx.send(Message::text(format!("421{}", json!(["user:identify", { "userId": user.id }])))).await.unwrap();
+            loop {
+                let frame = next_text().await;
+                if let Some(ack) = frame.strip_prefix("431") {
+                    assert_eq!(serde_json::from_str::<serde_json::Value>(ack).unwrap(), json!([{ "ok": true }]));
+                    break;
+                }
+            }
+            let _ = tx.close().await;
+        }
+    }
+
     async fn bad_tokens_are_refused_at_connect(app) {
         for token in ["garbage", &cyberhub::auth::JwtKeys::new("another-secret-0123456").issue(uuid::Uuid::new_v4(), cyberhub::domain::Role::User, Duration::from_secs(60))] {
             match TestSocket::connect(&app.base, Some(token)).await {
