@@ -2,6 +2,9 @@
 // `SqlStore::connect` and `begin_write`, then `include!`s this file, so both run the very same
 // statements. (rustfmt does not follow include!, run `rustfmt src/store/sql_ops.rs` by hand.)
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Pool, Row};
@@ -25,6 +28,14 @@ type DbConn = <Db as sqlx::Database>::Connection;
 
 pub struct SqlStore {
     pool: Pool<Db>,
+    /// What PostgreSQL's one-round-trip open rolls with (unused on SQLite).
+    open_cache: OpenCache,
+}
+
+impl SqlStore {
+    fn new(pool: Pool<Db>) -> Self {
+        SqlStore { pool, open_cache: OpenCache::default() }
+    }
 }
 
 const ITEM_COLUMNS: &str = "i.id AS item_id, i.name AS item_name, i.image AS item_image, i.rarity AS item_rarity, \
@@ -43,6 +54,23 @@ fn decode_item(row: &DbRow) -> StoreResult<Item> {
         weight: u32::try_from(weight).map_err(|_| corrupt(format!("item weight {weight}")))?,
         chance: 0.0,
     })
+}
+
+/// The roll of `nonce` on `pair` and the item of `case` it picks, with the proof a player checks.
+fn draw(case: &Case, pair: &SeedPair, nonce: u64) -> StoreResult<(Item, FairProof)> {
+    let seed = fair::ServerSeed::from_hex(&pair.server_seed).map_err(|e| corrupt(format!("server seed: {e}")))?;
+    let weights: Vec<u32> = case.items.iter().map(|i| i.weight).collect();
+    let roll = fair::roll(&seed, &pair.client_seed, nonce);
+    let index = fair::pick(&weights, &roll).ok_or_else(|| corrupt(format!("case {} has no items", case.id)))?;
+    let proof = FairProof {
+        server_seed_hash: pair.server_seed_hash.clone(),
+        client_seed: pair.client_seed.clone(),
+        nonce,
+        roll: roll.value,
+        weights,
+        item_ids: case.items.iter().map(|i| i.id).collect(),
+    };
+    Ok((case.items[index].clone(), proof))
 }
 
 fn corrupt(what: String) -> StoreError {
@@ -78,8 +106,13 @@ fn decode_inventory(row: &DbRow) -> StoreResult<InventoryEntry> {
 /// One round trip: a case always has at least one active item (drafts are validated), so no row
 /// means no such active case.
 async fn load_case(conn: &mut DbConn, case_id: Uuid) -> StoreResult<Option<Case>> {
+    Ok(load_case_version(conn, case_id).await?.map(|(case, _)| case))
+}
+
+/// The case with its `version`, which every edit bumps.
+async fn load_case_version(conn: &mut DbConn, case_id: Uuid) -> StoreResult<Option<(Case, i64)>> {
     let rows = sqlx::query(&format!(
-        "SELECT c.name, c.image, c.price, {ITEM_COLUMNS} FROM cases c \
+        "SELECT c.name, c.image, c.price, c.version, {ITEM_COLUMNS} FROM cases c \
          JOIN items i ON i.case_id = c.id AND i.active WHERE c.id = $1 AND c.active ORDER BY i.position"
     ))
     .bind(case_id)
@@ -89,7 +122,9 @@ async fn load_case(conn: &mut DbConn, case_id: Uuid) -> StoreResult<Option<Case>
         return Ok(None);
     };
     let items = rows.iter().map(decode_item).collect::<StoreResult<Vec<_>>>()?;
-    Ok(Some(Case::new(case_id, first.try_get("name")?, first.try_get("image")?, Cents(first.try_get("price")?), items)))
+    let case =
+        Case::new(case_id, first.try_get("name")?, first.try_get("image")?, Cents(first.try_get("price")?), items);
+    Ok(Some((case, first.try_get("version")?)))
 }
 
 async fn insert_items(conn: &mut DbConn, case_id: Uuid, items: &[ItemDraft]) -> StoreResult<()> {
@@ -231,6 +266,16 @@ async fn active_pair(conn: &mut DbConn, user_id: Uuid) -> StoreResult<(String, S
     Err(corrupt("no active seed pair after creating one".into()))
 }
 
+/// Makes concurrent rotations of one player's pair wait for each other (two found the same active
+/// pair, and the later one then had none left to retire), taking the locks in the order opens do:
+/// the player, then the pair. SQLite's writers are serialized by `BEGIN IMMEDIATE` already.
+async fn lock_player(conn: &mut DbConn, user_id: Uuid) -> StoreResult<()> {
+    if matches!(BACKEND, Backend::Postgres) {
+        sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE").bind(user_id).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Takes the next nonce of the user's active pair in the caller's transaction, so concurrent
 /// opens never share one. Returns the pair with the nonce to use.
 async fn take_nonce(conn: &mut DbConn, user_id: Uuid) -> StoreResult<(String, String, String, u64)> {
@@ -357,15 +402,17 @@ impl Store for SqlStore {
 
     async fn update_case(&self, case_id: Uuid, draft: &CaseDraft) -> StoreResult<Case> {
         let mut tx = begin_write(&self.pool).await?;
-        let updated =
-            sqlx::query("UPDATE cases SET name = $2, image = $3, price = $4, updated_at = $5 WHERE id = $1 AND active")
-                .bind(case_id)
-                .bind(draft.name.trim())
-                .bind(&draft.image)
-                .bind(draft.price.cents().as_i64())
-                .bind(Utc::now())
-                .execute(&mut *tx)
-                .await?;
+        let updated = sqlx::query(
+            "UPDATE cases SET name = $2, image = $3, price = $4, updated_at = $5, version = version + 1 \
+             WHERE id = $1 AND active",
+        )
+        .bind(case_id)
+        .bind(draft.name.trim())
+        .bind(&draft.image)
+        .bind(draft.price.cents().as_i64())
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound("case"));
         }
@@ -378,7 +425,7 @@ impl Store for SqlStore {
 
     async fn replace_items(&self, case_id: Uuid, items: &[ItemDraft]) -> StoreResult<Case> {
         let mut tx = begin_write(&self.pool).await?;
-        let touched = sqlx::query("UPDATE cases SET updated_at = $2 WHERE id = $1 AND active")
+        let touched = sqlx::query("UPDATE cases SET updated_at = $2, version = version + 1 WHERE id = $1 AND active")
             .bind(case_id)
             .bind(Utc::now())
             .execute(&mut *tx)
@@ -395,12 +442,13 @@ impl Store for SqlStore {
 
     async fn set_price(&self, case_id: Uuid, price: Cents) -> StoreResult<Case> {
         let mut tx = begin_write(&self.pool).await?;
-        let updated = sqlx::query("UPDATE cases SET price = $2, updated_at = $3 WHERE id = $1 AND active")
-            .bind(case_id)
-            .bind(price.as_i64())
-            .bind(Utc::now())
-            .execute(&mut *tx)
-            .await?;
+        let updated =
+            sqlx::query("UPDATE cases SET price = $2, updated_at = $3, version = version + 1 WHERE id = $1 AND active")
+                .bind(case_id)
+                .bind(price.as_i64())
+                .bind(Utc::now())
+                .execute(&mut *tx)
+                .await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound("case"));
         }
@@ -410,11 +458,13 @@ impl Store for SqlStore {
     }
 
     async fn delete_case(&self, case_id: Uuid) -> StoreResult<()> {
-        let deleted = sqlx::query("UPDATE cases SET active = FALSE, updated_at = $2 WHERE id = $1 AND active")
-            .bind(case_id)
-            .bind(Utc::now())
-            .execute(&self.pool)
-            .await?;
+        let deleted = sqlx::query(
+            "UPDATE cases SET active = FALSE, updated_at = $2, version = version + 1 WHERE id = $1 AND active",
+        )
+        .bind(case_id)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
         if deleted.rows_affected() == 0 {
             return Err(StoreError::NotFound("case"));
         }
@@ -422,52 +472,10 @@ impl Store for SqlStore {
     }
 
     async fn open_case(&self, user_id: Uuid, case_id: Uuid) -> StoreResult<Opened> {
-        let mut tx = begin_write(&self.pool).await?;
-        let case = load_case(&mut tx, case_id).await?.ok_or(StoreError::NotFound("case"))?;
-        let account = debit(&mut tx, user_id, case.price).await?.ok_or(StoreError::InsufficientBalance)?;
-        let (seed_hex, seed_hash, client_seed, nonce) = take_nonce(&mut tx, user_id).await?;
-        let seed = fair::ServerSeed::from_hex(&seed_hex).map_err(|e| corrupt(format!("server seed: {e}")))?;
-        let weights: Vec<u32> = case.items.iter().map(|i| i.weight).collect();
-        let roll = fair::roll(&seed, &client_seed, nonce);
-        let index = fair::pick(&weights, &roll).ok_or_else(|| corrupt(format!("case {case_id} has no items")))?;
-        let item = case.items[index].clone();
-        let proof = FairProof {
-            server_seed_hash: seed_hash,
-            client_seed,
-            nonce,
-            roll: roll.value,
-            weights,
-            item_ids: case.items.iter().map(|i| i.id).collect(),
-        };
-        let inventory_item_id = Uuid::new_v4();
-        let now = Utc::now();
-        sqlx::query(
-            "INSERT INTO inventory (id, user_id, item_id, case_id, status, fair_proof, won_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'owned', $5, $6, $6)",
-        )
-        .bind(inventory_item_id)
-        .bind(user_id)
-        .bind(item.id)
-        .bind(case_id)
-        .bind(serde_json::to_string(&proof).map_err(|e| corrupt(e.to_string()))?)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let reference = inventory_item_id.to_string();
-        insert_ledger(
-            &mut tx,
-            LedgerRow {
-                user_id,
-                kind: LedgerKind::CaseOpen,
-                amount: -case.price,
-                after: account,
-                reference: Some(&reference),
-                reason: Some(&case.name),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Opened { item, price: case.price, inventory_item_id, account, fair: proof })
+        match BACKEND {
+            Backend::Postgres => self.open_case_in_one_round_trip(user_id, case_id).await,
+            Backend::Sqlite => self.open_case_in_transaction(user_id, case_id).await,
+        }
     }
 
     async fn inventory(&self, user_id: Uuid) -> StoreResult<Vec<InventoryEntry>> {
@@ -683,6 +691,7 @@ impl Store for SqlStore {
 
     async fn rotate_pair(&self, user_id: Uuid, client_seed: Option<String>) -> StoreResult<(RevealedPair, ActivePair)> {
         let mut tx = begin_write(&self.pool).await?;
+        lock_player(&mut tx, user_id).await?;
         active_pair(&mut tx, user_id).await?;
         let row = sqlx::query(
             "UPDATE fair_seeds SET active = FALSE, revealed_at = $2 WHERE user_id = $1 AND active \
@@ -726,5 +735,180 @@ impl Store for SqlStore {
                 })
             })
             .collect()
+    }
+}
+
+/// A player's active seed pair as this replica last saw it; `nonce` is the next one to use.
+struct SeedPair {
+    id: Uuid,
+    server_seed: String,
+    server_seed_hash: String,
+    client_seed: String,
+    nonce: u64,
+}
+
+struct VersionedCase {
+    case: Case,
+    version: i64,
+}
+
+/// PostgreSQL's open rolls before it writes, with the case and the player's seed pair as this
+/// replica last saw them, and the database function `open_case` commits the open only if both are
+/// still current. Opens of one player on one replica queue on that player's lock rather than race
+/// each other for a nonce; only other replicas (or an admin's edit) can make an expectation stale.
+#[derive(Default)]
+struct OpenCache {
+    cases: std::sync::Mutex<HashMap<Uuid, Arc<VersionedCase>>>,
+    players: std::sync::Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<Option<SeedPair>>>>>,
+}
+
+/// Players whose pair stays cached; past this, idle players are dropped (and reloaded on use).
+const CACHED_PLAYERS: usize = 50_000;
+/// Round trips that may find the expectation stale before an open falls back to taking locks.
+const OPTIMISTIC_ATTEMPTS: usize = 4;
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl OpenCache {
+    fn case(&self, case_id: Uuid) -> Option<Arc<VersionedCase>> {
+        lock(&self.cases).get(&case_id).cloned()
+    }
+
+    fn remember_case(&self, case: VersionedCase) -> Arc<VersionedCase> {
+        let case = Arc::new(case);
+        lock(&self.cases).insert(case.case.id, case.clone());
+        case
+    }
+
+    fn forget_case(&self, case_id: Uuid) {
+        lock(&self.cases).remove(&case_id);
+    }
+
+    fn player(&self, user_id: Uuid) -> Arc<tokio::sync::Mutex<Option<SeedPair>>> {
+        let mut players = lock(&self.players);
+        if players.len() >= CACHED_PLAYERS && !players.contains_key(&user_id) {
+            players.retain(|_, player| Arc::strong_count(player) > 1);
+        }
+        players.entry(user_id).or_default().clone()
+    }
+}
+
+impl SqlStore {
+    /// PostgreSQL: one statement, one round trip and one commit per open in the usual case, where
+    /// the locking transaction below needs seven round trips (docs/benchmarks.md has both
+    /// measured). A stale case or pair costs a reload and another try.
+    async fn open_case_in_one_round_trip(&self, user_id: Uuid, case_id: Uuid) -> StoreResult<Opened> {
+        let player = self.open_cache.player(user_id);
+        let mut cached_pair = player.lock().await;
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let case = match self.open_cache.case(case_id) {
+                Some(case) => case,
+                None => {
+                    let mut conn = self.pool.acquire().await?;
+                    let (case, version) =
+                        load_case_version(&mut conn, case_id).await?.ok_or(StoreError::NotFound("case"))?;
+                    self.open_cache.remember_case(VersionedCase { case, version })
+                }
+            };
+            let pair = match cached_pair.as_mut() {
+                Some(pair) => pair,
+                None => cached_pair.insert(self.load_pair(user_id).await?),
+            };
+            let (item, proof) = draw(&case.case, pair, pair.nonce)?;
+            let inventory_item_id = Uuid::new_v4();
+            let row = sqlx::query(
+                "SELECT outcome, balance, balance_version FROM open_case($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(user_id)
+            .bind(case_id)
+            .bind(case.version)
+            .bind(case.case.price.as_i64())
+            .bind(pair.id)
+            .bind(&pair.client_seed)
+            .bind(i64::try_from(pair.nonce).map_err(|_| corrupt(format!("nonce {}", pair.nonce)))?)
+            .bind(item.id)
+            .bind(inventory_item_id)
+            .bind(serde_json::to_string(&proof).map_err(|e| corrupt(e.to_string()))?)
+            .bind(Utc::now())
+            .fetch_one(&self.pool)
+            .await?;
+            let outcome: String = row.try_get("outcome")?;
+            match outcome.as_str() {
+                "opened" => {
+                    pair.nonce += 1;
+                    let account = decode_account(&row)?;
+                    return Ok(Opened { item, price: case.case.price, inventory_item_id, account, fair: proof });
+                }
+                "insufficient_balance" => return Err(StoreError::InsufficientBalance),
+                "case_changed" => self.open_cache.forget_case(case_id),
+                "pair_changed" => *cached_pair = None,
+                other => return Err(corrupt(format!("open_case outcome {other:?}"))),
+            }
+            tracing::debug!(%user_id, %case_id, outcome, "open raced a change; retrying with fresh state");
+        }
+        // Other replicas kept moving this player's pair (or admins the case): take the locks.
+        *cached_pair = None;
+        self.open_case_in_transaction(user_id, case_id).await
+    }
+
+    async fn load_pair(&self, user_id: Uuid) -> StoreResult<SeedPair> {
+        let mut conn = self.pool.acquire().await?;
+        for _ in 0..2 {
+            let row = sqlx::query(
+                "SELECT id, server_seed, server_seed_hash, client_seed, nonce FROM fair_seeds \
+                 WHERE user_id = $1 AND active",
+            )
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(row) = row {
+                let (server_seed, server_seed_hash, client_seed, nonce) = decode_pair(&row)?;
+                return Ok(SeedPair { id: row.try_get("id")?, server_seed, server_seed_hash, client_seed, nonce });
+            }
+            insert_pair(&mut conn, user_id, None).await?;
+        }
+        Err(corrupt("no active seed pair after creating one".into()))
+    }
+
+    /// Every open on SQLite, and PostgreSQL's fallback: debit, nonce and inventory under row locks
+    /// in one transaction.
+    async fn open_case_in_transaction(&self, user_id: Uuid, case_id: Uuid) -> StoreResult<Opened> {
+        let mut tx = begin_write(&self.pool).await?;
+        let case = load_case(&mut tx, case_id).await?.ok_or(StoreError::NotFound("case"))?;
+        let account = debit(&mut tx, user_id, case.price).await?.ok_or(StoreError::InsufficientBalance)?;
+        let (server_seed, server_seed_hash, client_seed, nonce) = take_nonce(&mut tx, user_id).await?;
+        let pair = SeedPair { id: Uuid::nil(), server_seed, server_seed_hash, client_seed, nonce };
+        let (item, proof) = draw(&case, &pair, nonce)?;
+        let inventory_item_id = Uuid::new_v4();
+        let now = Utc::now();
+        sqlx::query(
+            "INSERT INTO inventory (id, user_id, item_id, case_id, status, fair_proof, won_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'owned', $5, $6, $6)",
+        )
+        .bind(inventory_item_id)
+        .bind(user_id)
+        .bind(item.id)
+        .bind(case_id)
+        .bind(serde_json::to_string(&proof).map_err(|e| corrupt(e.to_string()))?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let reference = inventory_item_id.to_string();
+        insert_ledger(
+            &mut tx,
+            LedgerRow {
+                user_id,
+                kind: LedgerKind::CaseOpen,
+                amount: -case.price,
+                after: account,
+                reference: Some(&reference),
+                reason: Some(&case.name),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Opened { item, price: case.price, inventory_item_id, account, fair: proof })
     }
 }

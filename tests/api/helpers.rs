@@ -171,6 +171,11 @@ async fn drop_postgres_database(name: &str) {
 }
 
 impl TestApp {
+    /// The URL of this app's PostgreSQL database, for a second app on the same one.
+    pub fn postgres_url(&self) -> Option<String> {
+        self.database.as_ref().map(|name| with_database(&postgres_admin_url(), name))
+    }
+
     /// Stops the server gracefully and removes the test database.
     pub async fn cleanup(&self) {
         self.stop().await;
