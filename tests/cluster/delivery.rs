@@ -108,6 +108,30 @@ async fn nginx_spreads_websockets_and_keeps_polling_sticky() {
     let metrics = nginx.http.get(nginx.url("/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), 404, "nginx keeps /metrics inside");
 
+    // The API keeps each player on one replica (its cached seed pair makes an open one round
+    // trip), spreads players over all of them, and spreads requests without a token.
+    let mut players_per_replica = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..24 {
+        let player = nginx.new_user();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..4 {
+            let health = nginx.get("/health", Some(&player.token)).await;
+            assert_eq!(health.status, 200);
+            seen.insert(health.body["replica"].to_string());
+        }
+        assert_eq!(seen.len(), 1, "one player's requests all reach one replica: {seen:?}");
+        *players_per_replica.entry(seen.into_iter().next().unwrap()).or_default() += 1;
+    }
+    println!("24 players through nginx, per replica: {players_per_replica:?}");
+    assert_eq!(players_per_replica.len(), 3, "players spread over every replica: {players_per_replica:?}");
+    let mut anonymous = std::collections::BTreeSet::new();
+    for _ in 0..24 {
+        let health = nginx.get("/health", None).await;
+        assert_eq!(health.status, 200);
+        anonymous.insert(health.body["replica"].to_string());
+    }
+    assert_eq!(anonymous.len(), 3, "requests without a token spread: {anonymous:?}");
+
     // The official client through nginx: websocket, and polling over many round-trips, with the
     // events caused by HTTP requests that nginx spreads over the other replicas.
     run_socket_io_client_suite(&nginx.base).await;
