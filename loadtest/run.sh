@@ -24,6 +24,10 @@ case "$scenario" in
 sockets | events | api | mixed | smoke) ;;
 *) die "usage: loadtest/run.sh <sockets|events|api|mixed|smoke> [k6 args...]" ;;
 esac
+case "${K6_PROCESSES:-1}:$scenario" in
+1:* | *:sockets) ;;
+*) die "K6_PROCESSES splits only the sockets scenario (the others correlate events within one process)" ;;
+esac
 
 # --- limits ------------------------------------------------------------------------------------
 
@@ -32,7 +36,7 @@ esac
 hard="$(ulimit -Hn)"
 if [ "$hard" = unlimited ]; then hard=1048576; fi
 ulimit -n "$hard" 2>/dev/null || true
-want=$((${SOCKETS:-0} + 1024))
+want=$((${SOCKETS:-0} / ${K6_PROCESSES:-1} + 1024))
 [ "$(ulimit -n)" -ge "$want" ] || say "warning: ulimit -n is $(ulimit -n), below the $want that SOCKETS=${SOCKETS:-0} needs"
 
 # --- target ------------------------------------------------------------------------------------
@@ -155,7 +159,27 @@ run_one() {
     say "scenario $name, run $run_id, target $CYBERHUB_URL (replicas: $REPLICA_URLS)"
     sample_replicas "$samples" &
     sampler=$!
-    (cd "$here" && RUN_ID="$run_id" SUMMARY_FILE="$summary" k6 run "$@" "$name.js") || status=$?
+    local procs="${K6_PROCESSES:-1}" summaries=("$summary")
+    if [ "$procs" -le 1 ]; then
+        (cd "$here" && RUN_ID="$run_id" SUMMARY_FILE="$summary" k6 run "$@" "$name.js") || status=$?
+    else
+        # One k6 process holds one descriptor per socket, and `ulimit -n` caps a process: split
+        # the sockets over K6_PROCESSES processes, each with its own summary (and no REST API, so
+        # their ports do not clash).
+        local pids=() i each=$(((${SOCKETS:-0} + procs - 1) / procs))
+        summaries=()
+        for i in $(seq 1 "$procs"); do
+            summaries+=("$summary.$i")
+            (cd "$here" && SOCKETS="$each" RUN_ID="$run_id-$i" SUMMARY_FILE="$summary.$i" \
+                k6 run --address "" "$@" "$name.js" >"$results/$name-k6-$i.log" 2>&1) &
+            pids+=($!)
+        done
+        for i in "${!pids[@]}"; do
+            wait "${pids[$i]}" || status=$?
+            echo "-- k6 process $((i + 1)) of $procs ($each sockets)"
+            cat "$results/$name-k6-$((i + 1)).log"
+        done
+    fi
     # CPU used by this shell's children so far: k6 (and the samplers' curl), for comparison with
     # the replicas' CPU below: on a small machine the load generator competes for the same cores.
     times >"$results/.times"
@@ -167,7 +191,9 @@ run_one() {
     sample_once "$samples"
     echo
     report_replicas "$samples" || true
-    DATABASE_URL="$DATABASE_URL" "$here/check_db.sh" "$summary" || db=$?
+    for summary in "${summaries[@]}"; do
+        DATABASE_URL="$DATABASE_URL" "$here/check_db.sh" "$summary" || db=$?
+    done
     if [ "$status" -ne 0 ]; then
         say "$name: k6 exited $status ($([ "$status" = 99 ] && echo 'thresholds failed' || echo 'error'))"
     fi

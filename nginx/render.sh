@@ -5,13 +5,16 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: nginx/render.sh --listen ADDR [--prefix DIR] [--mode local|production] ID=HOST:PORT...
+usage: nginx/render.sh --listen ADDR [--prefix DIR] [--mode local|production] [--workers N]
+                       ID=HOST:PORT...
 
   --listen ADDR   nginx `listen` value: 80, 127.0.0.1:8080, [::1]:8080
   --prefix DIR    local mode only (required there): absolute directory for the pid file, logs
                   and temp files, so nginx runs as any user without touching /var
   --mode MODE     local (default) or production: logs to /dev/stdout and /dev/stderr and runs
                   workers as `nginx`, as in the official nginx image
+  --workers N     worker processes (default auto: one per core); each has its own descriptor
+                  limit, and a proxied socket takes two descriptors
   ID=HOST:PORT    one per replica: its REPLICA_ID (the value of its cyberhub_replica cookie)
                   and its address
 
@@ -30,6 +33,7 @@ template="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cyberhub.conf.template"
 listen=""
 prefix=""
 mode="local"
+workers="auto"
 ids=()
 addrs=()
 
@@ -39,6 +43,7 @@ parse_args() {
             --listen) [ $# -ge 2 ] || die "--listen needs a value"; listen="$2"; shift 2 ;;
             --prefix) [ $# -ge 2 ] || die "--prefix needs a value"; prefix="$2"; shift 2 ;;
             --mode) [ $# -ge 2 ] || die "--mode needs a value"; mode="$2"; shift 2 ;;
+            --workers) [ $# -ge 2 ] || die "--workers needs a value"; workers="$2"; shift 2 ;;
             -h | --help) usage; exit 0 ;;
             -*) die "unknown option $1 (see --help)" ;;
             *=*) add_replica "${1%%=*}" "${1#*=}"; shift ;;
@@ -47,6 +52,7 @@ parse_args() {
     done
     [ -n "$listen" ] || die "--listen is required"
     [[ "$listen" =~ ^([A-Za-z0-9.-]+:|\[[0-9A-Fa-f:.]+\]:)?[0-9]+$ ]] || die "bad --listen '$listen'"
+    [[ "$workers" =~ ^(auto|[1-9][0-9]*)$ ]] || die "--workers is auto or a positive number, not '$workers'"
     [ "${#ids[@]}" -gt 0 ] || die "at least one ID=HOST:PORT replica is required"
     case "$mode" in
         local)
@@ -152,7 +158,7 @@ replica_upstreams() {
 fill_template() {
     MAIN_CONTEXT="$(main_context)" HTTP_PATHS="$(http_paths)" ACCESS_LOG="$(access_log)" \
     SERVERS="$(servers)" COOKIE_MAP="$(cookie_map)" REPLICA_UPSTREAMS="$(replica_upstreams)" \
-    LISTEN="$listen" RLIMIT_NOFILE="$(rlimit_nofile)" \
+    LISTEN="$listen" WORKER_PROCESSES="$workers" RLIMIT_NOFILE="$(rlimit_nofile)" \
     WORKER_CONNECTIONS="$(worker_connections)" \
     awk '
         match($0, /^[ ]*@@[A-Z_]+@@$/) {

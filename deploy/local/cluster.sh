@@ -31,6 +31,9 @@ stopped cluster takes the environment's, else the saved ones, else these default
   CLUSTER_DIR             state, pids and logs          default <repo>/.cluster
   REPLICAS                number of replicas            default 3
   NGINX_PORT              public entry point            default 8080
+  NGINX_WORKERS           nginx worker processes        default auto (one per core); each
+                          worker holds two descriptors per proxied socket under its own
+                          `ulimit -n`, so more workers hold more sockets
   REPLICA_BASE_PORT       replica i listens on base+i-1 default 4001
   REDIS_PORT              Redis for the event bus       default 6380
   CYBERHUB_BIN            the server binary             default <repo>/target/release/cyberhub
@@ -60,7 +63,7 @@ die() {
 # Precedence: the caller's environment, then what the last `up` saved, then the defaults. A
 # running cluster keeps its own, whatever the environment says now: only `up` on a stopped
 # cluster takes new ones, and every other command acts on the cluster as it was started.
-setting_names=(REPLICAS NGINX_PORT REPLICA_BASE_PORT REDIS_PORT CYBERHUB_BIN RATE_LIMITS JWT_SECRET
+setting_names=(REPLICAS NGINX_PORT NGINX_WORKERS REPLICA_BASE_PORT REDIS_PORT CYBERHUB_BIN RATE_LIMITS JWT_SECRET
     PAYMENT_WEBHOOK_SECRET CLUSTER_DATABASE_URL PRIVATE_PG_PORT)
 declare -A env_settings=()
 for name in "${setting_names[@]}"; do
@@ -93,7 +96,7 @@ take_new_settings() {
     done
     # A database chosen anew is resolved anew.
     if [ -n "${env_settings[CLUSTER_DATABASE_URL]+set}" ]; then DATABASE_KIND=""; fi
-    : "${REPLICAS:=3}" "${NGINX_PORT:=8080}" "${REPLICA_BASE_PORT:=4001}" "${REDIS_PORT:=6380}"
+    : "${REPLICAS:=3}" "${NGINX_PORT:=8080}" "${NGINX_WORKERS:=auto}" "${REPLICA_BASE_PORT:=4001}" "${REDIS_PORT:=6380}"
     : "${CYBERHUB_BIN:=$repo/target/release/cyberhub}" "${RATE_LIMITS:=off}" "${PRIVATE_PG_PORT:=5433}"
     : "${JWT_SECRET:=local-cluster-jwt-secret-not-for-production}"
     : "${PAYMENT_WEBHOOK_SECRET:=local-cluster-webhook-secret}"
@@ -382,7 +385,7 @@ render_nginx_conf() {
     local i replicas=()
     for i in $(seq 1 "$REPLICAS"); do replicas+=("replica-$i=127.0.0.1:$(replica_port "$i")"); done
     "$repo/nginx/render.sh" --mode local --listen "127.0.0.1:$NGINX_PORT" --prefix "$(nginx_dir)" \
-        "${replicas[@]}"
+        --workers "$NGINX_WORKERS" "${replicas[@]}"
 }
 
 # -e: never the compiled-in error log under /var, which a non-root user cannot open.
