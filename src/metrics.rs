@@ -23,6 +23,7 @@ pub struct Metrics {
     pub http_in_flight: IntGauge,
     pub rate_limited: IntCounterVec,
     pub case_opens: IntCounterVec,
+    pub case_open_retries: IntCounterVec,
     pub claims: IntCounter,
     pub payments: IntCounterVec,
     pub ledger_cents: IntCounterVec,
@@ -160,6 +161,13 @@ impl Metrics {
                 &["limiter"],
             ),
             case_opens: counter_vec(&registry, "cyberhub_case_opens_total", "Case opens by case", &["case"]),
+            case_open_retries: counter_vec(
+                &registry,
+                "cyberhub_case_open_retries_total",
+                "Successful opens that found the replica's cached case or seed pair stale (case_changed, \
+                 pair_changed: one more round trip each) or fell back to the locking transaction (fallback)",
+                &["reason"],
+            ),
             claims: {
                 let c = IntCounter::new("cyberhub_claims_total", "Inventory items claimed into balance")
                     .expect("valid metric");
@@ -185,6 +193,9 @@ impl Metrics {
     fn with_known_series(self) -> Self {
         for limiter in ["case_open", "claim", "anonymous", "socket_connect", "webhook"] {
             self.rate_limited.with_label_values(&[limiter]);
+        }
+        for reason in ["case_changed", "pair_changed", "fallback"] {
+            self.case_open_retries.with_label_values(&[reason]);
         }
         for outcome in ["credited", "duplicate", "rejected_signature", "not_success"] {
             self.payments.with_label_values(&[outcome]);
@@ -220,6 +231,19 @@ impl Metrics {
 
     pub fn record_ledger(&self, kind: crate::domain::LedgerKind, amount: crate::money::Cents) {
         self.ledger_cents.with_label_values(&[kind.as_str()]).inc_by(amount.as_i64().unsigned_abs());
+    }
+
+    pub fn record_open_retries(&self, retries: crate::store::OpenRetries) {
+        let counts = [
+            ("case_changed", u64::from(retries.case_changed)),
+            ("pair_changed", u64::from(retries.pair_changed)),
+            ("fallback", u64::from(retries.fell_back)),
+        ];
+        for (reason, count) in counts {
+            if count > 0 {
+                self.case_open_retries.with_label_values(&[reason]).inc_by(count);
+            }
+        }
     }
 
     pub fn render(&self) -> String {

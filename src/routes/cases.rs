@@ -36,6 +36,7 @@ pub async fn open(
     let opened = state.store.open_case(identity.user_id, case_id).await?;
     state.metrics.case_opens.with_label_values(&[&case_id.to_string()]).inc();
     state.metrics.record_ledger(LedgerKind::CaseOpen, opened.price);
+    state.metrics.record_open_retries(opened.retries);
     state
         .publish([
             Event::balance(identity.user_id, opened.account),

@@ -53,6 +53,17 @@ pub struct Opened {
     pub inventory_item_id: Uuid,
     pub account: Account,
     pub fair: FairProof,
+    pub retries: OpenRetries,
+}
+
+/// What a PostgreSQL open met on its way: round trips that found the replica's cached case or seed
+/// pair stale, and whether it gave up and took the locking transaction. Zero on SQLite. Many of
+/// them mean a player's requests hop between replicas (see nginx/README.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenRetries {
+    pub case_changed: u32,
+    pub pair_changed: u32,
+    pub fell_back: bool,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -19,8 +19,8 @@ use crate::domain::{
 use crate::fair;
 use crate::money::Cents;
 use crate::store::{
-    ActivePair, Adjustment, Claimed, Opened, PairRecord, PaymentNotice, PaymentOutcome, PoolStats, RevealedPair, Store,
-    StoreError, StoreResult,
+    ActivePair, Adjustment, Claimed, OpenRetries, Opened, PairRecord, PaymentNotice, PaymentOutcome, PoolStats,
+    RevealedPair, Store, StoreError, StoreResult,
 };
 
 type DbRow = <Db as sqlx::Database>::Row;
@@ -802,6 +802,7 @@ impl SqlStore {
     async fn open_case_in_one_round_trip(&self, user_id: Uuid, case_id: Uuid) -> StoreResult<Opened> {
         let player = self.open_cache.player(user_id);
         let mut cached_pair = player.lock().await;
+        let mut retries = OpenRetries::default();
         for _ in 0..OPTIMISTIC_ATTEMPTS {
             let case = match self.open_cache.case(case_id) {
                 Some(case) => case,
@@ -839,18 +840,26 @@ impl SqlStore {
                 "opened" => {
                     pair.nonce += 1;
                     let account = decode_account(&row)?;
-                    return Ok(Opened { item, price: case.case.price, inventory_item_id, account, fair: proof });
+                    let price = case.case.price;
+                    return Ok(Opened { item, price, inventory_item_id, account, fair: proof, retries });
                 }
                 "insufficient_balance" => return Err(StoreError::InsufficientBalance),
-                "case_changed" => self.open_cache.forget_case(case_id),
-                "pair_changed" => *cached_pair = None,
+                "case_changed" => {
+                    retries.case_changed += 1;
+                    self.open_cache.forget_case(case_id);
+                }
+                "pair_changed" => {
+                    retries.pair_changed += 1;
+                    *cached_pair = None;
+                }
                 other => return Err(corrupt(format!("open_case outcome {other:?}"))),
             }
             tracing::debug!(%user_id, %case_id, outcome, "open raced a change; retrying with fresh state");
         }
         // Other replicas kept moving this player's pair (or admins the case): take the locks.
         *cached_pair = None;
-        self.open_case_in_transaction(user_id, case_id).await
+        let opened = self.open_case_in_transaction(user_id, case_id).await?;
+        Ok(Opened { retries: OpenRetries { fell_back: true, ..retries }, ..opened })
     }
 
     async fn load_pair(&self, user_id: Uuid) -> StoreResult<SeedPair> {
@@ -909,6 +918,6 @@ impl SqlStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(Opened { item, price: case.price, inventory_item_id, account, fair: proof })
+        Ok(Opened { item, price: case.price, inventory_item_id, account, fair: proof, retries: OpenRetries::default() })
     }
 }

@@ -162,6 +162,16 @@ async fn opens_racing_on_two_replicas_stay_exact() {
         let opened = replica.post("/api/cases/open", Some(&user.token), body.clone()).await.expect(200).clone();
         assert_eq!(opened["fair"]["nonce"], 40 + i as u64);
     }
+    // Each of those four found its replica's cached pair stale (the other one had opened since),
+    // and the replicas count it for operators.
+    let mut pair_changed = 0;
+    for replica in replicas {
+        let metrics = replica.http.get(replica.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let line = metrics.lines().find(|l| l.starts_with("cyberhub_case_open_retries_total{reason=\"pair_changed\"}"));
+        pair_changed +=
+            line.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse::<u64>().ok()).expect("pair_changed series");
+    }
+    assert!(pair_changed >= 3, "stale pairs counted: {pair_changed}");
     second.stop().await;
     first.cleanup().await;
 }
