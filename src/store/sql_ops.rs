@@ -56,8 +56,9 @@ fn decode_item(row: &DbRow) -> StoreResult<Item> {
     })
 }
 
-/// The roll of `nonce` on `pair` and the item of `case` it picks, with the proof a player checks.
-fn draw(case: &Case, pair: &SeedPair, nonce: u64) -> StoreResult<(Item, FairProof)> {
+/// The roll of `pair`'s nonce and the item of `case` it picks, with the proof a player checks.
+fn draw(case: &Case, pair: &SeedPair) -> StoreResult<(Item, FairProof)> {
+    let nonce = pair.nonce;
     let seed = fair::ServerSeed::from_hex(&pair.server_seed).map_err(|e| corrupt(format!("server seed: {e}")))?;
     let weights: Vec<u32> = case.items.iter().map(|i| i.weight).collect();
     let roll = fair::roll(&seed, &pair.client_seed, nonce);
@@ -238,26 +239,36 @@ async fn insert_pair(conn: &mut DbConn, user_id: Uuid, client_seed: Option<Strin
     Ok(())
 }
 
-fn decode_pair(row: &DbRow) -> StoreResult<(String, String, String, u64)> {
+/// A player's seed pair. `nonce` is the next one to use: as stored, or as this replica last saw it.
+struct SeedPair {
+    id: Uuid,
+    server_seed: String,
+    server_seed_hash: String,
+    client_seed: String,
+    nonce: u64,
+}
+
+const PAIR_COLUMNS: &str = "id, server_seed, server_seed_hash, client_seed, nonce";
+
+fn decode_pair(row: &DbRow) -> StoreResult<SeedPair> {
     let nonce: i64 = row.try_get("nonce")?;
-    Ok((
-        row.try_get("server_seed")?,
-        row.try_get("server_seed_hash")?,
-        row.try_get("client_seed")?,
-        u64::try_from(nonce).map_err(|_| corrupt(format!("nonce {nonce}")))?,
-    ))
+    Ok(SeedPair {
+        id: row.try_get("id")?,
+        server_seed: row.try_get("server_seed")?,
+        server_seed_hash: row.try_get("server_seed_hash")?,
+        client_seed: row.try_get("client_seed")?,
+        nonce: u64::try_from(nonce).map_err(|_| corrupt(format!("nonce {nonce}")))?,
+    })
 }
 
 /// The active pair of a user, created on first use. The unique index on active pairs lets two
 /// concurrent first uses agree on one.
-async fn active_pair(conn: &mut DbConn, user_id: Uuid) -> StoreResult<(String, String, String, u64)> {
+async fn active_pair(conn: &mut DbConn, user_id: Uuid) -> StoreResult<SeedPair> {
     for _ in 0..2 {
-        let row = sqlx::query(
-            "SELECT server_seed, server_seed_hash, client_seed, nonce FROM fair_seeds WHERE user_id = $1 AND active",
-        )
-        .bind(user_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let row = sqlx::query(&format!("SELECT {PAIR_COLUMNS} FROM fair_seeds WHERE user_id = $1 AND active"))
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
         if let Some(row) = row {
             return decode_pair(&row);
         }
@@ -278,18 +289,17 @@ async fn lock_player(conn: &mut DbConn, user_id: Uuid) -> StoreResult<()> {
 
 /// Takes the next nonce of the user's active pair in the caller's transaction, so concurrent
 /// opens never share one. Returns the pair with the nonce to use.
-async fn take_nonce(conn: &mut DbConn, user_id: Uuid) -> StoreResult<(String, String, String, u64)> {
+async fn take_nonce(conn: &mut DbConn, user_id: Uuid) -> StoreResult<SeedPair> {
     for _ in 0..3 {
-        let row = sqlx::query(
-            "UPDATE fair_seeds SET nonce = nonce + 1 WHERE user_id = $1 AND active \
-             RETURNING server_seed, server_seed_hash, client_seed, nonce",
-        )
+        let row = sqlx::query(&format!(
+            "UPDATE fair_seeds SET nonce = nonce + 1 WHERE user_id = $1 AND active RETURNING {PAIR_COLUMNS}"
+        ))
         .bind(user_id)
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(row) = row {
-            let (seed, hash, client_seed, next) = decode_pair(&row)?;
-            return Ok((seed, hash, client_seed, next - 1));
+            let taken = decode_pair(&row)?;
+            return Ok(SeedPair { nonce: taken.nonce - 1, ..taken });
         }
         // No active pair yet, or a rotation replaced it after this statement's snapshot.
         insert_pair(conn, user_id, None).await?;
@@ -685,66 +695,62 @@ impl Store for SqlStore {
 
     async fn fair_pair(&self, user_id: Uuid) -> StoreResult<ActivePair> {
         let mut conn = self.pool.acquire().await?;
-        let (_, server_seed_hash, client_seed, nonce) = active_pair(&mut conn, user_id).await?;
-        Ok(ActivePair { server_seed_hash, client_seed, nonce })
+        let pair = active_pair(&mut conn, user_id).await?;
+        Ok(ActivePair { server_seed_hash: pair.server_seed_hash, client_seed: pair.client_seed, nonce: pair.nonce })
     }
 
     async fn rotate_pair(&self, user_id: Uuid, client_seed: Option<String>) -> StoreResult<(RevealedPair, ActivePair)> {
         let mut tx = begin_write(&self.pool).await?;
         lock_player(&mut tx, user_id).await?;
         active_pair(&mut tx, user_id).await?;
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "UPDATE fair_seeds SET active = FALSE, revealed_at = $2 WHERE user_id = $1 AND active \
-             RETURNING server_seed, server_seed_hash, client_seed, nonce",
-        )
+             RETURNING {PAIR_COLUMNS}"
+        ))
         .bind(user_id)
         .bind(Utc::now())
         .fetch_one(&mut *tx)
         .await?;
-        let (server_seed, server_seed_hash, old_client_seed, nonce) = decode_pair(&row)?;
-        insert_pair(&mut tx, user_id, Some(client_seed.unwrap_or_else(|| old_client_seed.clone()))).await?;
-        let (_, new_hash, new_client_seed, new_nonce) = active_pair(&mut tx, user_id).await?;
+        let old = decode_pair(&row)?;
+        insert_pair(&mut tx, user_id, Some(client_seed.unwrap_or_else(|| old.client_seed.clone()))).await?;
+        let new = active_pair(&mut tx, user_id).await?;
         tx.commit().await?;
         Ok((
-            RevealedPair { server_seed, server_seed_hash, client_seed: old_client_seed, nonce },
-            ActivePair { server_seed_hash: new_hash, client_seed: new_client_seed, nonce: new_nonce },
+            RevealedPair {
+                server_seed: old.server_seed,
+                server_seed_hash: old.server_seed_hash,
+                client_seed: old.client_seed,
+                nonce: old.nonce,
+            },
+            ActivePair { server_seed_hash: new.server_seed_hash, client_seed: new.client_seed, nonce: new.nonce },
         ))
     }
 
     async fn fair_history(&self, user_id: Uuid) -> StoreResult<Vec<PairRecord>> {
         let mut conn = self.pool.acquire().await?;
         active_pair(&mut conn, user_id).await?;
-        let rows = sqlx::query(
-            "SELECT server_seed, server_seed_hash, client_seed, nonce, active, created_at, revealed_at \
-             FROM fair_seeds WHERE user_id = $1 ORDER BY active DESC, created_at DESC",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {PAIR_COLUMNS}, active, created_at, revealed_at \
+             FROM fair_seeds WHERE user_id = $1 ORDER BY active DESC, created_at DESC"
+        ))
         .bind(user_id)
         .fetch_all(&mut *conn)
         .await?;
         rows.iter()
             .map(|row| {
-                let (seed, server_seed_hash, client_seed, nonce) = decode_pair(row)?;
+                let pair = decode_pair(row)?;
                 let active: bool = row.try_get("active")?;
                 Ok(PairRecord {
-                    server_seed: (!active).then_some(seed),
-                    server_seed_hash,
-                    client_seed,
-                    nonce,
+                    server_seed: (!active).then_some(pair.server_seed),
+                    server_seed_hash: pair.server_seed_hash,
+                    client_seed: pair.client_seed,
+                    nonce: pair.nonce,
                     created_at: row.try_get("created_at")?,
                     revealed_at: row.try_get("revealed_at")?,
                 })
             })
             .collect()
     }
-}
-
-/// A player's active seed pair as this replica last saw it; `nonce` is the next one to use.
-struct SeedPair {
-    id: Uuid,
-    server_seed: String,
-    server_seed_hash: String,
-    client_seed: String,
-    nonce: u64,
 }
 
 struct VersionedCase {
@@ -815,9 +821,9 @@ impl SqlStore {
             };
             let pair = match cached_pair.as_mut() {
                 Some(pair) => pair,
-                None => cached_pair.insert(self.load_pair(user_id).await?),
+                None => cached_pair.insert(active_pair(&mut *self.pool.acquire().await?, user_id).await?),
             };
-            let (item, proof) = draw(&case.case, pair, pair.nonce)?;
+            let (item, proof) = draw(&case.case, pair)?;
             let inventory_item_id = Uuid::new_v4();
             let row = sqlx::query(
                 "SELECT outcome, balance, balance_version FROM open_case($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -862,34 +868,14 @@ impl SqlStore {
         Ok(Opened { retries: OpenRetries { fell_back: true, ..retries }, ..opened })
     }
 
-    async fn load_pair(&self, user_id: Uuid) -> StoreResult<SeedPair> {
-        let mut conn = self.pool.acquire().await?;
-        for _ in 0..2 {
-            let row = sqlx::query(
-                "SELECT id, server_seed, server_seed_hash, client_seed, nonce FROM fair_seeds \
-                 WHERE user_id = $1 AND active",
-            )
-            .bind(user_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(row) = row {
-                let (server_seed, server_seed_hash, client_seed, nonce) = decode_pair(&row)?;
-                return Ok(SeedPair { id: row.try_get("id")?, server_seed, server_seed_hash, client_seed, nonce });
-            }
-            insert_pair(&mut conn, user_id, None).await?;
-        }
-        Err(corrupt("no active seed pair after creating one".into()))
-    }
-
     /// Every open on SQLite, and PostgreSQL's fallback: debit, nonce and inventory under row locks
     /// in one transaction.
     async fn open_case_in_transaction(&self, user_id: Uuid, case_id: Uuid) -> StoreResult<Opened> {
         let mut tx = begin_write(&self.pool).await?;
         let case = load_case(&mut tx, case_id).await?.ok_or(StoreError::NotFound("case"))?;
         let account = debit(&mut tx, user_id, case.price).await?.ok_or(StoreError::InsufficientBalance)?;
-        let (server_seed, server_seed_hash, client_seed, nonce) = take_nonce(&mut tx, user_id).await?;
-        let pair = SeedPair { id: Uuid::nil(), server_seed, server_seed_hash, client_seed, nonce };
-        let (item, proof) = draw(&case, &pair, nonce)?;
+        let pair = take_nonce(&mut tx, user_id).await?;
+        let (item, proof) = draw(&case, &pair)?;
         let inventory_item_id = Uuid::new_v4();
         let now = Utc::now();
         sqlx::query(
