@@ -18,6 +18,7 @@ ensure_apt_packages() {
     command -v node >/dev/null || missing+=(nodejs npm)
     command -v promtool >/dev/null || missing+=(prometheus)
     command -v psql >/dev/null || missing+=(postgresql-client)
+    command -v pgbench >/dev/null || missing+=(postgresql)
     command -v jq >/dev/null || missing+=(jq)
     command -v curl >/dev/null || missing+=(curl)
     if [ "${#missing[@]}" -gt 0 ]; then

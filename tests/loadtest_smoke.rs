@@ -67,3 +67,24 @@ fn every_k6_scenario_passes_its_thresholds_at_smoke_size() {
         .expect("bash runs loadtest/run.sh");
     assert!(status.success(), "loadtest/run.sh smoke failed; logs in {}", dir.display());
 }
+
+/// The database-only benchmark (loadtest/pgbench/run.sh), tiny: both open shapes run against the
+/// real migrations, and every one-call transaction must have written its open.
+#[test]
+fn the_pgbench_open_comparison_runs_and_every_call_opens() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new("bash")
+        .arg(repo.join("loadtest/pgbench/run.sh"))
+        .args(["2", "1", "1"])
+        .env("TEST_DATABASE_URL", admin_url())
+        .output()
+        .expect("bash runs loadtest/pgbench/run.sh");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    for shape in ["locking-open", "one-call-open"] {
+        assert!(
+            stdout.lines().any(|line| line.contains(&format!(" {shape} ")) && line.contains(" opens)")),
+            "{stdout}"
+        );
+    }
+}
