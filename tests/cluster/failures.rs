@@ -71,6 +71,22 @@ async fn count_opens(api: &Api, user: &TestUser) -> usize {
     rows.iter().filter(|r| r["kind"] == "case_open").count()
 }
 
+/// An open is one statement on PostgreSQL, and PostgreSQL finishes (and commits) a statement
+/// whose client has died: opens sent by a killed replica can land a moment after the kill. Waits
+/// until the balance has stopped moving, so the checks below read one settled state.
+async fn wait_until_settled(api: &Api, user: &TestUser) {
+    let mut last = api.balance(user).await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = api.balance(user).await;
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+    panic!("the balance kept changing for 5 s after the kill: {last:?}");
+}
+
 /// The ledger and inventory of a user agree with the balance: nothing was half-done.
 async fn assert_consistent(api: &Api, user: &TestUser) {
     let (balance, version) = api.balance(user).await;
@@ -108,6 +124,7 @@ async fn killed_and_drained_replicas_lose_nothing() {
         cluster.kill_replica(1);
     };
     let (_, ()) = tokio::join!(opens, kill);
+    wait_until_settled(&nginx, &user).await;
     assert_consistent(&nginx, &user).await;
 
     // Its players reconnect through nginx and keep receiving events.
