@@ -120,6 +120,8 @@ pub struct RateLimits {
     pub claims: Rate,
     /// Requests without a bearer token, per client IP.
     pub anonymous: Rate,
+    /// Engine.IO handshakes (new sessions, before any namespace) per client IP.
+    pub socket_handshakes: Rate,
     /// Socket.IO connects per client IP.
     pub socket_connects: Rate,
     /// Payment callbacks per client IP.
@@ -163,6 +165,54 @@ impl IpNet {
     }
 }
 
+/// What one Socket.IO client may make a replica hold. Caps are per replica, like rate limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketLimits {
+    /// Largest incoming websocket message or frame, and polling body, in bytes.
+    pub max_message_bytes: usize,
+    /// Concurrent authenticated sockets of one user; 0 when caps are off.
+    pub max_per_user: u32,
+    /// Concurrent sockets from one client IP (a club's PCs share one); 0 when caps are off.
+    pub max_per_ip: u32,
+}
+
+/// How long a replica waits on a client or on the database before it gives up, so a stalled
+/// dependency turns into a 503 instead of a hang.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The whole of an HTTP API request (Socket.IO transports are not affected).
+    pub request: Duration,
+    /// Receiving a request's headers, and a keep-alive connection's idle wait (slowloris).
+    pub header_read: Duration,
+    /// Waiting for a pooled database connection.
+    pub db_acquire: Duration,
+    /// One PostgreSQL statement.
+    pub db_statement: Duration,
+    /// Waiting for a row or table lock (PostgreSQL), or the write lock (SQLite).
+    pub db_lock: Duration,
+    /// A PostgreSQL session idle inside an open transaction.
+    pub db_idle_in_transaction: Duration,
+}
+
+/// `250ms`, `5s`, `2m`.
+pub fn parse_duration(var: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    let err = || invalid(var, format!("expected a duration such as 500ms, 5s or 2m, got {text:?}"));
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| err())?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(err)?),
+        _ => return Err(err()),
+    };
+    if duration.is_zero() || duration > Duration::from_secs(3600) {
+        return Err(invalid(var, format!("must be more than 0 and at most 1h, got {text:?}")));
+    }
+    Ok(duration)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CorsOrigins {
     Any,
@@ -189,6 +239,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     pub trusted_proxies: Vec<IpNet>,
     pub log_format: LogFormat,
+    pub sockets: SocketLimits,
+    pub timeouts: Timeouts,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://cyberhub.db?mode=rwc";
@@ -279,7 +331,10 @@ impl Config {
             opens: rate("RATE_LIMIT_OPENS", "10/s")?,
             claims: rate("RATE_LIMIT_CLAIMS", "10/s")?,
             anonymous: rate("RATE_LIMIT_ANONYMOUS", "30/s")?,
-            socket_connects: rate("RATE_LIMIT_SOCKET_CONNECTS", "20/s")?,
+            socket_handshakes: rate("RATE_LIMIT_SOCKET_HANDSHAKES", "20/s")?,
+            // Above the handshake rate: a refused namespace connect is final for socket.io-client,
+            // a refused handshake (429) is retried with backoff.
+            socket_connects: rate("RATE_LIMIT_SOCKET_CONNECTS", "40/s")?,
             webhook: rate("RATE_LIMIT_WEBHOOK", "50/s")?,
         };
         let trusted_proxies = get("TRUSTED_PROXIES")
@@ -294,6 +349,30 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => return Err(invalid("LOG_FORMAT", format!("expected text or json, got {other:?}"))),
         };
+        let count = |var: &'static str, default: u32, range: std::ops::RangeInclusive<u32>| match get(var) {
+            Some(n) => n
+                .parse::<u32>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| invalid(var, format!("expected {}..{}, got {n:?}", range.start(), range.end()))),
+            None => Ok(default),
+        };
+        let caps_on = rate_limits.enabled;
+        let sockets = SocketLimits {
+            max_message_bytes: count("SOCKET_MAX_MESSAGE_BYTES", 16 * 1024, 1024..=1024 * 1024)? as usize,
+            max_per_user: count("MAX_SOCKETS_PER_USER", 10, 1..=100_000)? * u32::from(caps_on),
+            max_per_ip: count("MAX_SOCKETS_PER_IP", 1000, 1..=1_000_000)? * u32::from(caps_on),
+        };
+        let duration =
+            |var: &'static str, default: &str| parse_duration(var, &get(var).unwrap_or_else(|| default.to_string()));
+        let timeouts = Timeouts {
+            request: duration("REQUEST_TIMEOUT", "10s")?,
+            header_read: duration("HTTP_HEADER_READ_TIMEOUT", "15s")?,
+            db_acquire: duration("DATABASE_ACQUIRE_TIMEOUT", "3s")?,
+            db_statement: duration("DATABASE_STATEMENT_TIMEOUT", "5s")?,
+            db_lock: duration("DATABASE_LOCK_TIMEOUT", "2s")?,
+            db_idle_in_transaction: duration("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", "10s")?,
+        };
         Ok(Config {
             bind,
             port,
@@ -307,6 +386,8 @@ impl Config {
             rate_limits,
             trusted_proxies,
             log_format,
+            sockets,
+            timeouts,
         })
     }
 
@@ -353,6 +434,22 @@ mod tests {
         assert_eq!(config(&[("TRUSTED_PROXIES", "10.0.0.0/99")]).unwrap_err().var, "TRUSTED_PROXIES");
         assert_eq!(config(&[("JWT_SECRET", "short")]).unwrap_err().var, "JWT_SECRET");
         assert_eq!(config(&[("REPLICA_ID", "a b")]).unwrap_err().var, "REPLICA_ID");
+        assert_eq!(config(&[("MAX_SOCKETS_PER_USER", "0")]).unwrap_err().var, "MAX_SOCKETS_PER_USER");
+        assert_eq!(config(&[("REQUEST_TIMEOUT", "10")]).unwrap_err().var, "REQUEST_TIMEOUT");
+        assert_eq!(config(&[("DATABASE_LOCK_TIMEOUT", "0s")]).unwrap_err().var, "DATABASE_LOCK_TIMEOUT");
+    }
+
+    #[test]
+    fn limits_and_timeouts_have_safe_defaults_and_rate_limits_off_lifts_the_caps() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.sockets, SocketLimits { max_message_bytes: 16 * 1024, max_per_user: 10, max_per_ip: 1000 });
+        assert_eq!(c.timeouts.request, Duration::from_secs(10));
+        assert_eq!(c.timeouts.db_lock, Duration::from_secs(2));
+        let off = config(&[("RATE_LIMITS", "off"), ("MAX_SOCKETS_PER_USER", "3")]).unwrap();
+        assert_eq!((off.sockets.max_per_user, off.sockets.max_per_ip), (0, 0));
+        assert_eq!(parse_duration("X", "250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("X", "2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("X", "5h").is_err());
     }
 
     #[test]

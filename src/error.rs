@@ -7,7 +7,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::store::StoreError;
+use crate::store::{StoreError, UnavailableCause};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -29,6 +29,8 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(&'static str),
+    #[error("database unavailable")]
+    DatabaseUnavailable(UnavailableCause),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -52,7 +54,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,7 +69,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::DatabaseUnavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -78,14 +80,27 @@ pub fn envelope(status: StatusCode, code: &'static str, message: &str) -> Respon
     (status, axum::Json(json!({ "success": false, "error": message, "code": code }))).into_response()
 }
 
+/// What a 503 asks clients to wait: long enough for a restart or failover to make progress,
+/// short enough that nobody stares at an error.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(err) = &self {
             tracing::error!(error = ?err, "request failed");
         }
         let mut response = envelope(self.status(), self.code(), &self.to_string());
-        if let ApiError::RateLimited { retry_after_secs } = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        let retry_after = match self {
+            ApiError::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            ApiError::Unavailable(_) | ApiError::DatabaseUnavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        // For the metrics middleware, which counts outages by cause.
+        if let ApiError::DatabaseUnavailable(cause) = self {
+            response.extensions_mut().insert(cause);
         }
         response
     }
@@ -99,9 +114,9 @@ impl From<StoreError> for ApiError {
                 ApiError::Unprocessable { code: "insufficient_balance", message: "insufficient balance".into() }
             }
             StoreError::Conflict { code, message } => ApiError::Conflict { code, message },
-            StoreError::Unavailable(err) => {
-                tracing::warn!(error = %err, "database unavailable");
-                ApiError::Unavailable("database unavailable")
+            StoreError::Unavailable { cause, source } => {
+                tracing::warn!(cause = cause.as_str(), error = %source, "database unavailable");
+                ApiError::DatabaseUnavailable(cause)
             }
             StoreError::Database(err) => ApiError::Internal(err.into()),
         }

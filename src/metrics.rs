@@ -11,6 +11,7 @@ pub struct Metrics {
     pub connected_clients_by_auth: IntGaugeVec,
     pub cluster_clients: IntGauge,
     pub connects: IntCounterVec,
+    pub handshakes: IntCounterVec,
     pub disconnects: IntCounterVec,
     pub events_published: IntCounterVec,
     pub events_delivered: IntCounterVec,
@@ -21,6 +22,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub http_in_flight: IntGauge,
+    pub http_timeouts: IntCounter,
+    pub db_unavailable: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub case_opens: IntCounterVec,
     pub case_open_retries: IntCounterVec,
@@ -100,6 +103,12 @@ impl Metrics {
                 "Socket.IO connect attempts by outcome",
                 &["outcome"],
             ),
+            handshakes: counter_vec(
+                &registry,
+                "cyberhub_socket_handshakes_total",
+                "Engine.IO handshakes (new sessions) by outcome",
+                &["outcome"],
+            ),
             disconnects: counter_vec(
                 &registry,
                 "cyberhub_socket_disconnects_total",
@@ -154,6 +163,21 @@ impl Metrics {
                 latency_buckets,
             ),
             http_in_flight: gauge(&registry, "cyberhub_http_requests_in_flight", "HTTP requests being served"),
+            http_timeouts: {
+                let c = IntCounter::new(
+                    "cyberhub_http_request_timeouts_total",
+                    "API requests cut off at REQUEST_TIMEOUT and answered 503",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
+            db_unavailable: counter_vec(
+                &registry,
+                "cyberhub_db_unavailable_total",
+                "Database operations that failed as unavailable (answered 503), by cause",
+                &["cause"],
+            ),
             rate_limited: counter_vec(
                 &registry,
                 "cyberhub_rate_limited_total",
@@ -191,7 +215,7 @@ impl Metrics {
     /// Series with a fixed label set exist from the start at 0, so dashboards and alerts see a
     /// zero rather than no data.
     fn with_known_series(self) -> Self {
-        for limiter in ["case_open", "claim", "anonymous", "socket_connect", "webhook"] {
+        for limiter in ["case_open", "claim", "anonymous", "socket_handshake", "socket_connect", "webhook"] {
             self.rate_limited.with_label_values(&[limiter]);
         }
         for reason in ["case_changed", "pair_changed", "fallback"] {
@@ -206,8 +230,14 @@ impl Metrics {
         for op in ["publish", "subscribe", "decode", "lagged"] {
             self.bus_errors.with_label_values(&[op]);
         }
-        for outcome in ["accepted", "unauthorized", "rate_limited", "unavailable"] {
+        for outcome in ["accepted", "unauthorized", "rate_limited", "unavailable", "too_many_connections"] {
             self.connects.with_label_values(&[outcome]);
+        }
+        for outcome in ["accepted", "rate_limited"] {
+            self.handshakes.with_label_values(&[outcome]);
+        }
+        for cause in crate::store::UnavailableCause::ALL {
+            self.db_unavailable.with_label_values(&[cause.as_str()]);
         }
         for auth in ["authenticated", "anonymous"] {
             self.connected_clients_by_auth.with_label_values(&[auth]);

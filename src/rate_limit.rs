@@ -39,6 +39,7 @@ pub struct RateLimiters {
     opens: Keyed<Uuid>,
     claims: Keyed<Uuid>,
     anonymous: Keyed<IpAddr>,
+    socket_handshakes: Keyed<IpAddr>,
     socket_connects: Keyed<IpAddr>,
     webhook: Keyed<IpAddr>,
 }
@@ -50,6 +51,7 @@ impl RateLimiters {
             opens: Keyed::new("case_open", config.opens),
             claims: Keyed::new("claim", config.claims),
             anonymous: Keyed::new("anonymous", config.anonymous),
+            socket_handshakes: Keyed::new("socket_handshake", config.socket_handshakes),
             socket_connects: Keyed::new("socket_connect", config.socket_connects),
             webhook: Keyed::new("webhook", config.webhook),
         }
@@ -63,6 +65,9 @@ impl RateLimiters {
     }
     pub fn anonymous(&self, ip: IpAddr, m: &Metrics) -> Result<(), ApiError> {
         self.gate(|| self.anonymous.check(&ip, m))
+    }
+    pub fn socket_handshake(&self, ip: IpAddr, m: &Metrics) -> Result<(), ApiError> {
+        self.gate(|| self.socket_handshakes.check(&ip, m))
     }
     pub fn socket_connect(&self, ip: IpAddr, m: &Metrics) -> Result<(), ApiError> {
         self.gate(|| self.socket_connects.check(&ip, m))
@@ -84,6 +89,7 @@ impl RateLimiters {
         self.opens.limiter.retain_recent();
         self.claims.limiter.retain_recent();
         self.anonymous.limiter.retain_recent();
+        self.socket_handshakes.limiter.retain_recent();
         self.socket_connects.limiter.retain_recent();
         self.webhook.limiter.retain_recent();
     }

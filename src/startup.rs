@@ -32,7 +32,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         tracing::info!(database = %config.database_url, replica = %config.replica_id, cluster = config.is_cluster(), "starting");
-        let store = store::connect(&config.database_url, config.database_max_connections).await?;
+        let store = store::connect(&config.database_url, store::PoolSettings::from_config(&config)).await?;
         let (secret, generated) = jwt_secret(&config, store.as_ref()).await?;
         let jwt = JwtKeys::new(&secret);
         let metrics = Arc::new(Metrics::new(&config.replica_id));

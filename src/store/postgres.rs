@@ -3,7 +3,7 @@
 //! start together migrate once.
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Postgres as Db, Transaction};
+use sqlx::{ConnectOptions, Connection, Postgres as Db, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -12,15 +12,25 @@ const BACKEND: Backend = Backend::Postgres;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl SqlStore {
-    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, settings: crate::store::PoolSettings) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url)?
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+        // Migrations may build indexes on big tables: they run on a connection of their own,
+        // without the request-sized timeouts every pooled session gets.
+        let mut migrating = options.connect().await?;
+        MIGRATOR.run(&mut migrating).await?;
+        migrating.close().await?;
+        let ms = |d: Duration| d.as_millis().to_string();
+        let options = options.options([
+            ("statement_timeout", ms(settings.statement_timeout)),
+            ("lock_timeout", ms(settings.lock_timeout)),
+            ("idle_in_transaction_session_timeout", ms(settings.idle_in_transaction_timeout)),
+        ]);
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
         Ok(SqlStore::new(pool))
     }
 }
