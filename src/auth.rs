@@ -87,10 +87,19 @@ impl JwtKeys {
 }
 
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_from_headers(&parts.headers)
+}
+
+pub fn bearer_from_headers(headers: &header::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
+
+/// What the HTTP middleware made of the request's bearer token, so it is verified once per
+/// request: the middleware needs it to pick the anonymous limit, the extractors to authenticate.
+#[derive(Clone, Copy, Debug)]
+pub struct VerifiedToken(pub Result<Identity, TokenError>);
 
 /// An authenticated caller; a user seen for the first time is created with balance 0.
 #[derive(Clone, Copy, Debug)]
@@ -104,8 +113,12 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).ok_or(ApiError::Unauthorized("missing bearer token"))?;
-        let identity = state.jwt.verify(token).map_err(|e| ApiError::Unauthorized(token_error_message(e)))?;
+        let verified = match parts.extensions.get::<VerifiedToken>() {
+            Some(VerifiedToken(verified)) => *verified,
+            None => bearer_token(parts).map_or(Err(TokenError::Missing), |token| state.jwt.verify(token)),
+        };
+        // Refused before any database work: a bad token costs a signature check, nothing more.
+        let identity = verified.map_err(|e| ApiError::Unauthorized(token_error_message(e)))?;
         state.remember_user(identity.user_id).await?;
         Ok(AuthUser(identity))
     }

@@ -88,7 +88,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             app.run_until(startup::shutdown_signal()).await?;
         }
         Command::Migrate => {
-            let store = store::connect(&config.database_url, store::PoolSettings { max_connections: 1, ..store::PoolSettings::from_config(&config) }).await?;
+            let store = store::connect(
+                &config.database_url,
+                store::PoolSettings { max_connections: 1, ..store::PoolSettings::from_config(&config) },
+            )
+            .await?;
             store.close().await;
             println!("migrations applied to {}", config.database_url);
         }
@@ -98,7 +102,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let secret = match &config.jwt_secret {
                 Some(secret) => secret.expose().to_string(),
                 None => {
-                    let store = store::connect(&config.database_url, store::PoolSettings { max_connections: 1, ..store::PoolSettings::from_config(&config) }).await?;
+                    let store = store::connect(
+                        &config.database_url,
+                        store::PoolSettings { max_connections: 1, ..store::PoolSettings::from_config(&config) },
+                    )
+                    .await?;
                     let (secret, _) = startup::jwt_secret(&config, store.as_ref()).await?;
                     store.close().await;
                     secret

@@ -1,63 +1,100 @@
 //! Middleware around every HTTP route: request ids, metrics by matched route, one log line per
-//! request, and the per-IP limit for requests that carry no token.
+//! request, the per-IP limit for requests that carry no valid token, the request deadline, and
+//! admission of Socket.IO handshakes.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 
+use crate::auth::{self, VerifiedToken};
 use crate::client_ip;
+use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::UnavailableCause;
 
 /// Probes and scrapes come from the same few addresses all the time and must never be refused.
 fn exempt_from_anonymous_limit(path: &str) -> bool {
     matches!(path, "/health" | "/ready" | "/metrics" | "/api/payment/callback")
 }
 
-pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-
-    if !request.headers().contains_key(header::AUTHORIZATION) && !exempt_from_anonymous_limit(request.uri().path()) {
-        let (parts, body) = request.into_parts();
-        let ip = client_ip::resolve(client_ip::peer_of(&parts), &parts.headers, &state.config.trusted_proxies);
-        if let Err(limited) = state.limits.anonymous(ip, &state.metrics) {
-            record(&state, &method, &route, &request_id, limited.status().as_u16(), started);
-            return limited.into_response();
-        }
-        let request = Request::from_parts(parts, body);
-        return finish(&state, next.run(request).await, &method, &route, &request_id, started);
+/// The `method` label: anything else a client makes up shares `other`, so it cannot grow the
+/// number of series.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
     }
-    finish(&state, next.run(request).await, &method, &route, &request_id, started)
 }
 
-fn finish(
-    state: &AppState,
-    response: Response,
-    method: &axum::http::Method,
-    route: &str,
-    request_id: &str,
-    started: Instant,
-) -> Response {
-    record(state, method, route, request_id, response.status().as_u16(), started);
+/// Verifies the bearer token once, applies the anonymous per-IP limit to every request that has
+/// no *valid* token (a made-up `Authorization` header does not lift it), runs the request under
+/// the overall deadline, and records it.
+pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method());
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+
+    let verified = auth::bearer_from_headers(request.headers()).map(|token| state.jwt.verify(token));
+    let authenticated = matches!(verified, Some(Ok(_)));
+    if let Some(verified) = verified {
+        request.extensions_mut().insert(VerifiedToken(verified));
+    }
+    let response = if !authenticated && !exempt_from_anonymous_limit(request.uri().path()) {
+        let ip = client_ip::resolve(
+            client_ip::peer_from_extensions(request.extensions()),
+            request.headers(),
+            &state.config.trusted_proxies,
+        );
+        match state.limits.anonymous(ip, &state.metrics) {
+            Ok(()) => within_deadline(&state, next, request).await,
+            Err(limited) => limited.into_response(),
+        }
+    } else {
+        within_deadline(&state, next, request).await
+    };
+
+    if let Some(cause) = response.extensions().get::<UnavailableCause>() {
+        state.metrics.db_unavailable.with_label_values(&[cause.as_str()]).inc();
+    }
+    record(&state, method, &route, &request_id, response.status().as_u16(), started);
     response
 }
 
-fn record(state: &AppState, method: &axum::http::Method, route: &str, request_id: &str, status: u16, started: Instant) {
+/// Answers 503 once the request deadline passes, dropping the handler like a client that went
+/// away: an open transaction rolls back. Only a commit already sent when the deadline hit can
+/// still land, and the balance pushed on every (re)connect brings the client to the true state.
+/// The database timeouts are shorter, so this is the backstop for anything else that stalls.
+async fn within_deadline(state: &AppState, next: Next, request: Request) -> Response {
+    match tokio::time::timeout(state.config.timeouts.request, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            state.metrics.http_timeouts.inc();
+            tracing::warn!(
+                timeout_ms = state.config.timeouts.request.as_millis() as u64,
+                "request deadline passed, answered 503"
+            );
+            ApiError::Unavailable("request timed out, retry later").into_response()
+        }
+    }
+}
+
+fn record(state: &AppState, method: &'static str, route: &str, request_id: &str, status: u16, started: Instant) {
     let elapsed = started.elapsed();
-    state.metrics.http_requests.with_label_values(&[method.as_str(), route, &status.to_string()]).inc();
-    state.metrics.http_duration.with_label_values(&[method.as_str(), route]).observe(elapsed.as_secs_f64());
+    state.metrics.http_requests.with_label_values(&[method, route, &status.to_string()]).inc();
+    state.metrics.http_duration.with_label_values(&[method, route]).observe(elapsed.as_secs_f64());
     tracing::info!(
         target: "cyberhub::http",
         request_id,
-        method = %method,
+        method,
         route,
         status,
         latency_ms = elapsed.as_secs_f64() * 1000.0,
@@ -66,16 +103,29 @@ fn record(state: &AppState, method: &axum::http::Method, route: &str, request_id
 }
 
 pub async fn in_flight(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    /// Counts the request out also when the client goes away and the future is dropped.
+    struct InFlight(AppState);
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            self.0.metrics.http_in_flight.dec();
+        }
+    }
     state.metrics.http_in_flight.inc();
-    let response = next.run(request).await;
-    state.metrics.http_in_flight.dec();
-    response
+    let _in_flight = InFlight(state);
+    next.run(request).await
+}
+
+/// `/socket.io` and everything under it; socketioxide serves both.
+pub fn is_socket_path(path: &str) -> bool {
+    path.strip_prefix("/socket.io").is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 pub const REPLICA_COOKIE: &str = "cyberhub_replica";
 
 /// Prepares a Socket.IO request before socketioxide sees it; other requests pass untouched.
 ///
+/// - An Engine.IO handshake (no `sid` yet) is rate limited per client IP before any session
+///   exists: a refused one is a 429 in the envelope, which socket.io-client retries with backoff.
 /// - Its request head is copied. hyper parses headers and URI zero-copy out of the connection's
 ///   8–16 KB read buffer, and socketioxide keeps the head for the socket's lifetime, which pinned
 ///   that whole buffer: measured, half of an idle socket's memory.
@@ -83,10 +133,22 @@ pub const REPLICA_COOKIE: &str = "cyberhub_replica";
 ///   keep the rest of a polling session on it without hashing client IPs (a club's PCs share
 ///   one). See nginx/README.md.
 pub async fn socket_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !request.uri().path().starts_with("/socket.io/") {
+    if !is_socket_path(request.uri().path()) {
         return next.run(request).await;
     }
     let handshake = !request.uri().query().unwrap_or("").split('&').any(|pair| pair.starts_with("sid="));
+    if handshake {
+        let ip = client_ip::resolve(
+            client_ip::peer_from_extensions(request.extensions()),
+            request.headers(),
+            &state.config.trusted_proxies,
+        );
+        if let Err(limited) = state.limits.socket_handshake(ip, &state.metrics) {
+            state.metrics.handshakes.with_label_values(&["rate_limited"]).inc();
+            return limited.into_response();
+        }
+        state.metrics.handshakes.with_label_values(&["accepted"]).inc();
+    }
     let (mut parts, body) = request.into_parts();
     let mut headers = header::HeaderMap::with_capacity(parts.headers.len());
     for (name, value) in parts.headers.iter() {

@@ -1,5 +1,6 @@
 //! CyberHub: the realtime backend of a computer club's case-opening site.
 
+pub mod admission;
 pub mod auth;
 pub mod bus;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod money;
 pub mod rate_limit;
 pub mod realtime;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod store;

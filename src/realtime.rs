@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use socketioxide::extract::{AckSender, Data, SocketRef, TryData};
+use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use socketioxide::SocketIo;
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use uuid::Uuid;
 
+use crate::admission::SocketSlot;
 use crate::auth::Identity;
 use crate::client_ip;
 use crate::events::{user_room, Envelope, Event};
@@ -121,6 +122,16 @@ enum ConnectRefused {
     RateLimited,
     #[error("unavailable")]
     Unavailable,
+    #[error("too_many_connections")]
+    TooManyConnections,
+}
+
+/// `user:identify`'s only argument. Parsed into this, not into a `serde_json::Value`, so a
+/// client cannot make the server build an arbitrary tree (the whole message is capped too).
+#[derive(Debug, Deserialize)]
+struct IdentifyRequest {
+    #[serde(rename = "userId")]
+    user_id: Option<String>,
 }
 
 pub fn register(io: &SocketIo, state: AppState) {
@@ -157,20 +168,38 @@ async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) 
             }
         },
     };
+    let slot = match state.sockets.admit(ip, identity.map(|i| i.user_id)) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            tracing::debug!(cap = refusal.as_str(), "socket connect refused: too many connections");
+            state.metrics.connects.with_label_values(&["too_many_connections"]).inc();
+            return Err(ConnectRefused::TooManyConnections);
+        }
+    };
     if let Some(identity) = identity {
         if let Err(err) = state.remember_user(identity.user_id).await {
             tracing::warn!(error = %err, "socket connect refused: database unavailable");
             state.metrics.connects.with_label_values(&["unavailable"]).inc();
+            if let crate::store::StoreError::Unavailable { cause, .. } = &err {
+                state.metrics.db_unavailable.with_label_values(&[cause.as_str()]).inc();
+            }
             return Err(ConnectRefused::Unavailable);
         }
+    }
+    // Held in the socket's extensions: its place is freed when the socket goes, whichever way.
+    if let Some(slot) = slot {
+        socket.extensions.insert(slot);
     }
     socket.extensions.insert(Session(identity));
     // Listening and in its room before the connect packet goes out: socketioxide sends it as soon
     // as the middleware returns and runs the connect handler a moment later, and old clients emit
     // user:identify the moment they read it.
-    socket.on("user:identify", move |socket: SocketRef, Data(body): Data<Value>, ack: AckSender| async move {
-        let _ = ack.send(&identify(&socket, identity, &body));
-    });
+    socket.on(
+        "user:identify",
+        move |socket: SocketRef, TryData(body): TryData<IdentifyRequest>, ack: AckSender| async move {
+            let _ = ack.send(&identify(&socket, identity, body.ok()));
+        },
+    );
     if let Some(identity) = identity {
         socket.join(user_room(identity.user_id));
     }
@@ -187,7 +216,8 @@ async fn on_connect(socket: SocketRef, state: AppState) {
     // disconnect handler registered here is never called).
     let counted = Arc::new(AtomicBool::new(true));
     let (metrics, still_counted) = (state.metrics.clone(), counted.clone());
-    socket.on_disconnect(move |reason: DisconnectReason| async move {
+    socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| async move {
+        socket.extensions.remove::<SocketSlot>();
         if still_counted.swap(false, Ordering::SeqCst) {
             metrics.client_disconnected(authenticated, disconnect_label(reason));
         }
@@ -202,8 +232,8 @@ async fn on_connect(socket: SocketRef, state: AppState) {
 }
 
 /// `user:identify` survives for old clients, but can only confirm the token's own user.
-fn identify(socket: &SocketRef, identity: Option<Identity>, body: &Value) -> Value {
-    let requested = body.get("userId").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok());
+fn identify(socket: &SocketRef, identity: Option<Identity>, body: Option<IdentifyRequest>) -> Value {
+    let requested = body.and_then(|b| b.user_id).and_then(|s| Uuid::parse_str(&s).ok());
     match (identity, requested) {
         (Some(identity), Some(requested)) if identity.user_id == requested => {
             socket.join(user_room(identity.user_id));

@@ -3,7 +3,7 @@
 
 use axum::middleware;
 use axum::Router;
-use socketioxide::SocketIo;
+use socketioxide::{ParserConfig, SocketIo};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use crate::config::{Config, CorsOrigins};
 use crate::domain::Role;
 use crate::metrics::Metrics;
 use crate::realtime::{self, Delivery};
-use crate::routes::{self, MAX_BODY_BYTES};
+use crate::routes;
 use crate::state::AppState;
 use crate::store::{self, Store};
 
@@ -37,13 +37,24 @@ impl Application {
         let jwt = JwtKeys::new(&secret);
         let metrics = Arc::new(Metrics::new(&config.replica_id));
 
+        let max_message = config.sockets.max_message_bytes;
         let (socket_layer, io) = SocketIo::builder()
             .ping_interval(Duration::from_secs(25))
             .ping_timeout(Duration::from_secs(20))
-            .max_payload(MAX_BODY_BYTES as u64)
-            // Clients send only tiny frames (pong, user:identify); tungstenite grows the buffer
-            // for a larger one. The 4 KB default was ~3 KB of every idle socket.
+            // Clients send only tiny messages (pong, user:identify). socketioxide's own limits
+            // (16 MiB frames, 64 MiB messages) let 8 sockets grow a replica by ~550 MB; a client
+            // over these is disconnected.
+            .max_payload(max_message as u64)
+            .ws_max_message_size(max_message)
+            .ws_max_frame_size(max_message)
+            // Clients send only tiny frames; tungstenite grows the buffer for a larger one. The
+            // 4 KB default was ~3 KB of every idle socket.
             .ws_read_buffer_size(1024)
+            // A session that never connects to a namespace is closed instead of held.
+            .connect_timeout(Duration::from_secs(5))
+            // No client event takes binary attachments; a packet announcing one is a parse error
+            // and closes the socket before anything is buffered.
+            .with_parser(ParserConfig::common().max_incoming_binaries(0).max_incoming_binary_buf_size(0))
             .build_layer();
         let delivery = Delivery::new(io.clone(), metrics.clone());
         let bus: Arc<dyn EventBus> = match &config.redis_url {
@@ -101,9 +112,7 @@ impl Application {
             tracing::info!(clients = state.metrics.connected_clients.get(), "shutting down: closing sockets");
             state.io.close().await;
         };
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(drain)
-            .await?;
+        crate::serve::serve(self.listener, self.router, self.state.config.timeouts.header_read, drain).await?;
         self.state.bus.close().await;
         self.state.store.close().await;
         tracing::info!("stopped");

@@ -4,8 +4,10 @@ use socketioxide::SocketIo;
 use std::collections::HashSet;
 use std::ops::Deref;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+use crate::admission::SocketAdmission;
 use crate::auth::JwtKeys;
 use crate::bus::EventBus;
 use crate::config::Config;
@@ -20,9 +22,11 @@ pub struct App {
     pub bus: Arc<dyn EventBus>,
     pub jwt: JwtKeys,
     pub limits: RateLimiters,
+    pub sockets: Arc<SocketAdmission>,
     pub metrics: Arc<Metrics>,
     pub io: SocketIo,
     known_users: RwLock<HashSet<Uuid>>,
+    database_probe: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
 
 #[derive(Clone)]
@@ -39,6 +43,10 @@ impl Deref for AppState {
 /// cap bounds memory when many players pass through one replica.
 const KNOWN_USERS_CAP: usize = 200_000;
 
+/// How long one database ping answers `/ready`: well under a probe period, so a failure still
+/// shows on the next probe.
+const DATABASE_PROBE_TTL: Duration = Duration::from_secs(1);
+
 impl AppState {
     pub fn new(
         config: Config,
@@ -49,15 +57,18 @@ impl AppState {
         io: SocketIo,
     ) -> Self {
         let limits = RateLimiters::new(&config.rate_limits);
+        let sockets = SocketAdmission::new(&config.sockets);
         AppState(Arc::new(App {
             config,
             store,
             bus,
             jwt,
             limits,
+            sockets,
             metrics,
             io,
             known_users: RwLock::new(HashSet::new()),
+            database_probe: tokio::sync::Mutex::new(None),
         }))
     }
 
@@ -73,6 +84,21 @@ impl AppState {
         }
         known.insert(user_id);
         Ok(())
+    }
+
+    /// Whether the database answers, asked at most once per `DATABASE_PROBE_TTL` however often
+    /// `/ready` is called: concurrent callers wait for the one ping in flight and share its answer,
+    /// so the probe cannot be used to load the database.
+    pub async fn database_up(&self) -> bool {
+        let mut probe = self.database_probe.lock().await;
+        if let Some((at, up)) = *probe {
+            if at.elapsed() < DATABASE_PROBE_TTL {
+                return up;
+            }
+        }
+        let up = self.store.ping().await.is_ok();
+        *probe = Some((Instant::now(), up));
+        up
     }
 
     /// Publishes events after their transaction committed.

@@ -26,9 +26,10 @@ pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
 }
 
 /// 200 when this replica can serve: the database answers and, in a cluster, Redis is connected
-/// (without it, events would reach only this replica's sockets).
+/// (without it, events would reach only this replica's sockets). The database answer is cached
+/// for a second (`AppState::database_up`).
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let database_up = state.store.ping().await.is_ok();
+    let database_up = state.database_up().await;
     let redis = state.bus.health();
     let ready = database_up && redis != BusHealth::Down;
     let body = json!({
