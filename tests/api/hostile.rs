@@ -167,6 +167,8 @@ async fn huge_socket_messages_are_cut_off_and_memory_stays_bounded() {
     let growth_mb = peak.saturating_sub(rss_before) as f64 / 1024.0;
     eprintln!("8 × 14 MB messages: RSS before {rss_before} KiB, peak {peak} KiB, growth {growth_mb:.1} MB");
     assert!(growth_mb < 40.0, "peak RSS grew by {growth_mb:.1} MB");
+    let cut_off = metric(&server.api, "cyberhub_socket_disconnects_total", &[r#"reason="transport_error""#]).await;
+    assert!(cut_off >= 8.0, "{cut_off} oversized senders counted as transport errors");
 
     // The replica still serves.
     let mut ws = raw_socket(&server.ws_url()).await;
