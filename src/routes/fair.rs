@@ -14,6 +14,7 @@ pub async fn current(State(state): State<AppState>, AuthUser(identity): AuthUser
     Ok(Json(json!({
         "success": true,
         "serverSeedHash": pair.server_seed_hash,
+        "nextServerSeedHash": pair.next_server_seed_hash,
         "clientSeed": pair.client_seed,
         "nonce": pair.nonce,
     })))

@@ -185,6 +185,9 @@ pub struct Adjustment {
 #[serde(rename_all = "camelCase")]
 pub struct ActivePair {
     pub server_seed_hash: String,
+    /// The hash of the seed the next client-seed change or rotation activates, committed before
+    /// the player picks that client seed.
+    pub next_server_seed_hash: String,
     pub client_seed: String,
     pub nonce: u64,
 }
@@ -259,8 +262,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Vec<LedgerEntry>>>;
 
     async fn fair_pair(&self, user_id: Uuid) -> StoreResult<ActivePair>;
-    /// Reveals the active pair and starts a new one at nonce 0, with `client_seed` or, when
-    /// `None`, the old pair's client seed.
+    /// Reveals the active pair and starts a new one at nonce 0 with the old pair's pre-committed
+    /// next server seed (whose hash `fair_pair` showed before), `client_seed` or, when `None`, the
+    /// old pair's client seed, and a freshly committed next seed.
     async fn rotate_pair(&self, user_id: Uuid, client_seed: Option<String>) -> StoreResult<(RevealedPair, ActivePair)>;
     async fn fair_history(&self, user_id: Uuid) -> StoreResult<Vec<PairRecord>>;
 }
