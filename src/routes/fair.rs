@@ -32,10 +32,12 @@ pub async fn set_client_seed(
     JsonBody(body): JsonBody<ClientSeedRequest>,
 ) -> ApiResult<Json<Value>> {
     validate_client_seed(&body.client_seed).map_err(|e| ApiError::bad_request("invalid_client_seed", e.to_string()))?;
+    state.limits.seed(identity.user_id, &state.metrics)?;
     rotated(&state, identity.user_id, Some(body.client_seed)).await
 }
 
 pub async fn rotate(State(state): State<AppState>, AuthUser(identity): AuthUser) -> ApiResult<Json<Value>> {
+    state.limits.seed(identity.user_id, &state.metrics)?;
     rotated(&state, identity.user_id, None).await
 }
 
