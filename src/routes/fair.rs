@@ -3,7 +3,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::JsonBody;
+use super::page::{time_cursor, Page};
+use super::{JsonBody, QueryParams};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::fair::validate_client_seed;
@@ -46,7 +47,19 @@ async fn rotated(state: &AppState, user_id: uuid::Uuid, client_seed: Option<Stri
     Ok(Json(json!({ "success": true, "previous": previous, "current": current })))
 }
 
-pub async fn history(State(state): State<AppState>, AuthUser(identity): AuthUser) -> ApiResult<Json<Value>> {
-    let pairs = state.store.fair_history(identity.user_id).await?;
-    Ok(Json(json!({ "success": true, "pairs": pairs })))
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    AuthUser(identity): AuthUser,
+    QueryParams(query): QueryParams<HistoryQuery>,
+) -> ApiResult<Json<Value>> {
+    let page = Page::parse(query.limit, query.cursor)?;
+    let pairs = state.store.fair_history(identity.user_id, page.after_time()?, page.fetch()).await?;
+    let (pairs, next_cursor) = page.finish(pairs, |pair| time_cursor(pair.created_at, pair.id));
+    Ok(Json(json!({ "success": true, "pairs": pairs, "nextCursor": next_cursor })))
 }

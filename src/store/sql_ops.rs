@@ -19,7 +19,7 @@ use crate::domain::{
 use crate::fair;
 use crate::money::Cents;
 use crate::store::{
-    ActivePair, Adjustment, Claimed, OpenRetries, Opened, PairRecord, PaymentNotice, PaymentOutcome, PoolStats,
+    ActivePair, Adjustment, Claimed, Keyset, OpenRetries, Opened, PairRecord, PaymentNotice, PaymentOutcome, PoolStats,
     RevealedPair, Store, StoreError, StoreResult,
 };
 
@@ -532,18 +532,35 @@ impl Store for SqlStore {
         }
     }
 
-    async fn inventory(&self, user_id: Uuid) -> StoreResult<Vec<InventoryEntry>> {
-        sqlx::query(&format!(
+    async fn inventory(
+        &self,
+        user_id: Uuid,
+        status: Option<InventoryStatus>,
+        after: Option<Keyset>,
+        limit: u32,
+    ) -> StoreResult<Vec<InventoryEntry>> {
+        // Only the predicates in use, so each variant is an index range scan with its own plan
+        // (inventory_by_user, or inventory_by_user_status with a status).
+        let (status_filter, after_filter) = match status {
+            Some(_) => ("AND inv.status = $3", "AND (inv.won_at, inv.id) < ($4, $5)"),
+            None => ("", "AND (inv.won_at, inv.id) < ($3, $4)"),
+        };
+        let after_filter = if after.is_some() { after_filter } else { "" };
+        let sql = format!(
             "SELECT inv.id, inv.user_id, inv.case_id, inv.status, inv.fair_proof, inv.won_at, {ITEM_COLUMNS} \
              FROM inventory inv JOIN items i ON i.id = inv.item_id \
-             WHERE inv.user_id = $1 ORDER BY inv.won_at DESC, inv.id"
-        ))
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(decode_inventory)
-        .collect()
+             WHERE inv.user_id = $1 {status_filter} {after_filter} ORDER BY inv.won_at DESC, inv.id DESC LIMIT $2"
+        );
+        let query = sqlx::query(&sql).bind(user_id).bind(i64::from(limit));
+        let query = match status {
+            Some(status) => query.bind(status.as_str()),
+            None => query,
+        };
+        let query = match after {
+            Some(k) => query.bind(k.at).bind(k.id),
+            None => query,
+        };
+        query.fetch_all(&self.pool).await?.iter().map(decode_inventory).collect()
     }
 
     async fn claim(&self, user_id: Uuid, inventory_id: Uuid) -> StoreResult<Claimed> {
@@ -779,21 +796,28 @@ impl Store for SqlStore {
         Ok((revealed, active(new)?))
     }
 
-    async fn fair_history(&self, user_id: Uuid) -> StoreResult<Vec<PairRecord>> {
+    async fn fair_history(&self, user_id: Uuid, after: Option<Keyset>, limit: u32) -> StoreResult<Vec<PairRecord>> {
         let mut conn = self.pool.acquire().await?;
-        active_pair(&mut conn, user_id).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {PAIR_COLUMNS}, active, created_at, revealed_at \
-             FROM fair_seeds WHERE user_id = $1 ORDER BY active DESC, created_at DESC"
-        ))
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await?;
+        if after.is_none() {
+            active_pair(&mut conn, user_id).await?;
+        }
+        let after_filter = if after.is_some() { "AND (created_at, id) < ($3, $4)" } else { "" };
+        let sql = format!(
+            "SELECT {PAIR_COLUMNS}, active, created_at, revealed_at FROM fair_seeds \
+             WHERE user_id = $1 {after_filter} ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        let query = sqlx::query(&sql).bind(user_id).bind(i64::from(limit));
+        let query = match after {
+            Some(k) => query.bind(k.at).bind(k.id),
+            None => query,
+        };
+        let rows = query.fetch_all(&mut *conn).await?;
         rows.iter()
             .map(|row| {
                 let pair = decode_pair(row)?;
                 let active: bool = row.try_get("active")?;
                 Ok(PairRecord {
+                    id: pair.id,
                     server_seed: (!active).then_some(pair.server_seed),
                     server_seed_hash: pair.server_seed_hash,
                     client_seed: pair.client_seed,
