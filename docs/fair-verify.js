@@ -2,9 +2,13 @@
 // No dependencies, so a player can read all of it before trusting it.
 //
 // Node >= 18:
-//   node fair-verify.js <serverSeedHex> <clientSeed> <nonce> <w1,w2,...> [commitment]
+//   node fair-verify.js <serverSeedHex> <clientSeed> <nonce> <w1,w2,...> [commitment] [nextServerSeedHash]
 // Browser: paste into the console, then
-//   await verifyRoll({ serverSeed, clientSeed, nonce, weights, commitment })
+//   await verifyRoll({ serverSeed, clientSeed, nonce, weights, commitment, nextServerSeedHash })
+//
+// commitment: the serverSeedHash shown on every open of the pair.
+// nextServerSeedHash: the one GET /api/fair showed BEFORE you set the client seed (or rotated)
+// that started the pair; a match proves the server seed was fixed before it saw your seed.
 "use strict";
 
 // Node 18 only has WebCrypto under node:crypto; later Node and browsers
@@ -22,7 +26,7 @@ function fromHex(hex, what) {
   return Uint8Array.from(hex.match(/../g), (b) => parseInt(b, 16));
 }
 
-async function verifyRoll({ serverSeed, clientSeed, nonce, weights = [], commitment }) {
+async function verifyRoll({ serverSeed, clientSeed, nonce, weights = [], commitment, nextServerSeedHash }) {
   const seed = fromHex(serverSeed, "server seed");
   if (!/^[\x20-\x7e]{1,64}$/.test(clientSeed)) {
     throw new Error("client seed must be 1-64 printable ASCII characters");
@@ -33,8 +37,10 @@ async function verifyRoll({ serverSeed, clientSeed, nonce, weights = [], commitm
 
   // Commitment = SHA-256 of the 32 raw seed bytes, not of the hex text.
   const commitmentHex = toHex(await subtle().digest("SHA-256", seed));
-  const commitmentMatches =
-    commitment == null ? null : commitmentHex === toHex(fromHex(commitment, "commitment"));
+  // An absent or empty hash is not checked (null), so the CLI can skip the first with "".
+  const matches = (hash, what) => (hash == null || hash === "" ? null : commitmentHex === toHex(fromHex(hash, what)));
+  const commitmentMatches = matches(commitment, "commitment");
+  const nextServerSeedHashMatches = matches(nextServerSeedHash, "nextServerSeedHash");
 
   const key = await subtle().importKey("raw", seed, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   const message = new TextEncoder().encode(`${clientSeed}:${n}`);
@@ -52,25 +58,28 @@ async function verifyRoll({ serverSeed, clientSeed, nonce, weights = [], commitm
     let sum = 0n;
     index = w.findIndex((x) => target < (sum += x));
   }
-  return { commitment: commitmentHex, commitmentMatches, hmac, roll, index };
+  return { commitment: commitmentHex, commitmentMatches, nextServerSeedHashMatches, hmac, roll, index };
 }
 
 globalThis.verifyRoll = verifyRoll;
 
 if (typeof require !== "undefined" && typeof module !== "undefined" && require.main === module) {
-  const [serverSeed, clientSeed, nonce, weights, commitment] = process.argv.slice(2);
+  const [serverSeed, clientSeed, nonce, weights, commitment, nextServerSeedHash] = process.argv.slice(2);
   if (weights === undefined) {
-    console.error("usage: node fair-verify.js <serverSeedHex> <clientSeed> <nonce> <w1,w2,...> [commitment]");
+    console.error(
+      "usage: node fair-verify.js <serverSeedHex> <clientSeed> <nonce> <w1,w2,...> [commitment] [nextServerSeedHash]",
+    );
     process.exit(2);
   }
   if (!/^\d+$/.test(nonce) || !/^\d+(,\d+)*$/.test(weights)) {
     console.error("nonce must be a decimal integer and weights a comma-separated list of integers");
     process.exit(2);
   }
-  verifyRoll({ serverSeed, clientSeed, nonce, weights: weights.split(","), commitment }).then(
+  const options = { serverSeed, clientSeed, nonce, weights: weights.split(","), commitment, nextServerSeedHash };
+  verifyRoll(options).then(
     (result) => {
       console.log(JSON.stringify(result, null, 2));
-      if (result.commitmentMatches === false) process.exitCode = 1;
+      if (result.commitmentMatches === false || result.nextServerSeedHashMatches === false) process.exitCode = 1;
     },
     (err) => {
       console.error(err.message);

@@ -49,14 +49,18 @@ enum Command {
         /// The commitment (serverSeedHash) shown before the rolls, to check against.
         #[arg(long)]
         commitment: Option<String>,
+        /// The nextServerSeedHash shown before the client seed of this pair was chosen (before
+        /// the client-seed change or rotation that activated the seed), to check against.
+        #[arg(long)]
+        next_server_seed_hash: Option<String>,
     },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Verify { server_seed, client_seed, nonce, weights, commitment } => {
-            verify(&server_seed, &client_seed, nonce, &weights, commitment.as_deref())
+        Command::Verify { server_seed, client_seed, nonce, weights, commitment, next_server_seed_hash } => {
+            verify(&server_seed, &client_seed, nonce, &weights, commitment.as_deref(), next_server_seed_hash.as_deref())
         }
         command => runtime().and_then(|rt| rt.block_on(run(command))),
     };
@@ -125,18 +129,25 @@ fn verify(
     nonce: u64,
     weights: &[u32],
     commitment: Option<&str>,
+    next_server_seed_hash: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let v = fair::verify(server_seed, client_seed, nonce, weights)?;
-    let matches = commitment.map(|c| c.trim().eq_ignore_ascii_case(&v.commitment));
+    // The seed's hash is both commitments: the serverSeedHash shown on every open, and the
+    // nextServerSeedHash shown before the client seed was chosen (so the seed was fixed first).
+    let check = |hash: Option<&str>| hash.map(|c| fair::verify_commitment(server_seed, c.trim())).transpose();
+    let matches = check(commitment)?;
+    let next_matches = check(next_server_seed_hash)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
             "commitment": v.commitment,
             "commitmentMatches": matches,
+            "nextServerSeedHashMatches": next_matches,
             "hmac": v.hmac,
             "roll": v.roll,
             "index": v.index,
         }))?
     );
-    Ok(if matches == Some(false) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let failed = matches == Some(false) || next_matches == Some(false);
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

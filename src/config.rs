@@ -118,6 +118,8 @@ pub struct RateLimits {
     pub opens: Rate,
     /// Inventory claims per user.
     pub claims: Rate,
+    /// Seed-pair rotations and client-seed changes per user (each writes a pair row).
+    pub seeds: Rate,
     /// Requests without a bearer token, per client IP.
     pub anonymous: Rate,
     /// Engine.IO handshakes (new sessions, before any namespace) per client IP.
@@ -330,6 +332,7 @@ impl Config {
             },
             opens: rate("RATE_LIMIT_OPENS", "10/s")?,
             claims: rate("RATE_LIMIT_CLAIMS", "10/s")?,
+            seeds: rate("RATE_LIMIT_SEEDS", "5/m")?,
             anonymous: rate("RATE_LIMIT_ANONYMOUS", "30/s")?,
             socket_handshakes: rate("RATE_LIMIT_SOCKET_HANDSHAKES", "20/s")?,
             // Above the handshake rate: a refused namespace connect is final for socket.io-client,
@@ -431,6 +434,8 @@ mod tests {
         assert_eq!(config(&[("DATABASE_URL", "mysql://x")]).unwrap_err().var, "DATABASE_URL");
         assert_eq!(config(&[("RATE_LIMIT_OPENS", "ten")]).unwrap_err().var, "RATE_LIMIT_OPENS");
         assert_eq!(config(&[("RATE_LIMITS", "maybe")]).unwrap_err().var, "RATE_LIMITS");
+        assert_eq!(config(&[("RATE_LIMIT_SEEDS", "5/d")]).unwrap_err().var, "RATE_LIMIT_SEEDS");
+        assert_eq!(config(&[("RATE_LIMIT_SEEDS", "0/m")]).unwrap_err().var, "RATE_LIMIT_SEEDS");
         assert_eq!(config(&[("TRUSTED_PROXIES", "10.0.0.0/99")]).unwrap_err().var, "TRUSTED_PROXIES");
         assert_eq!(config(&[("JWT_SECRET", "short")]).unwrap_err().var, "JWT_SECRET");
         assert_eq!(config(&[("REPLICA_ID", "a b")]).unwrap_err().var, "REPLICA_ID");
@@ -442,6 +447,8 @@ mod tests {
     #[test]
     fn limits_and_timeouts_have_safe_defaults_and_rate_limits_off_lifts_the_caps() {
         let c = config(&[]).unwrap();
+        assert_eq!(c.rate_limits.seeds, Rate { count: NonZeroU32::new(5).unwrap(), per: Duration::from_secs(60) });
+        assert_eq!(config(&[("RATE_LIMIT_SEEDS", "2/h")]).unwrap().rate_limits.seeds.per, Duration::from_secs(3600));
         assert_eq!(c.sockets, SocketLimits { max_message_bytes: 16 * 1024, max_per_user: 10, max_per_ip: 1000 });
         assert_eq!(c.timeouts.request, Duration::from_secs(10));
         assert_eq!(c.timeouts.db_lock, Duration::from_secs(2));

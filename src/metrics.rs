@@ -215,7 +215,7 @@ impl Metrics {
     /// Series with a fixed label set exist from the start at 0, so dashboards and alerts see a
     /// zero rather than no data.
     fn with_known_series(self) -> Self {
-        for limiter in ["case_open", "claim", "anonymous", "socket_handshake", "socket_connect", "webhook"] {
+        for limiter in ["case_open", "claim", "seed", "anonymous", "socket_handshake", "socket_connect", "webhook"] {
             self.rate_limited.with_label_values(&[limiter]);
         }
         for reason in ["case_changed", "pair_changed", "fallback"] {

@@ -38,6 +38,7 @@ pub struct RateLimiters {
     enabled: bool,
     opens: Keyed<Uuid>,
     claims: Keyed<Uuid>,
+    seeds: Keyed<Uuid>,
     anonymous: Keyed<IpAddr>,
     socket_handshakes: Keyed<IpAddr>,
     socket_connects: Keyed<IpAddr>,
@@ -50,6 +51,7 @@ impl RateLimiters {
             enabled: config.enabled,
             opens: Keyed::new("case_open", config.opens),
             claims: Keyed::new("claim", config.claims),
+            seeds: Keyed::new("seed", config.seeds),
             anonymous: Keyed::new("anonymous", config.anonymous),
             socket_handshakes: Keyed::new("socket_handshake", config.socket_handshakes),
             socket_connects: Keyed::new("socket_connect", config.socket_connects),
@@ -62,6 +64,10 @@ impl RateLimiters {
     }
     pub fn claim(&self, user: Uuid, m: &Metrics) -> Result<(), ApiError> {
         self.gate(|| self.claims.check(&user, m))
+    }
+    /// Seed-pair rotations and client-seed changes.
+    pub fn seed(&self, user: Uuid, m: &Metrics) -> Result<(), ApiError> {
+        self.gate(|| self.seeds.check(&user, m))
     }
     pub fn anonymous(&self, ip: IpAddr, m: &Metrics) -> Result<(), ApiError> {
         self.gate(|| self.anonymous.check(&ip, m))
@@ -88,6 +94,7 @@ impl RateLimiters {
     pub fn shrink(&self) {
         self.opens.limiter.retain_recent();
         self.claims.limiter.retain_recent();
+        self.seeds.limiter.retain_recent();
         self.anonymous.limiter.retain_recent();
         self.socket_handshakes.limiter.retain_recent();
         self.socket_connects.limiter.retain_recent();

@@ -4,6 +4,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::page::{version_cursor, Page};
 use super::{parse_id, IdPath, JsonBody, QueryParams};
 use crate::auth::AdminUser;
 use crate::domain::case::validate_items;
@@ -141,25 +142,9 @@ pub async fn transactions(
     IdPath(user_id): IdPath,
     QueryParams(query): QueryParams<TransactionsQuery>,
 ) -> ApiResult<Json<Value>> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "limit: must be from 1 to 200"));
-    }
-    // The cursor is the ledger version to continue below: opaque to clients, stable under inserts.
-    let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(cursor) => Some(
-            cursor
-                .parse::<i64>()
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor: not a cursor this API returned"))?,
-        ),
-        None => None,
-    };
-    let entries = state.store.transactions(user_id, before, limit).await?.ok_or(ApiError::NotFound("user"))?;
-    let next_cursor = (entries.len() == limit as usize)
-        .then(|| entries.last().map(|e| e.version.to_string()))
-        .flatten()
-        .filter(|v| v != "1");
+    let page = Page::parse(query.limit, query.cursor)?;
+    // The cursor is the ledger version to continue below (the (user, version) key is unique).
+    let entries = state.store.transactions(user_id, page.after_version()?, page.fetch()).await?;
+    let (entries, next_cursor) = page.finish(entries.ok_or(ApiError::NotFound("user"))?, |e| version_cursor(e.version));
     Ok(Json(json!({ "success": true, "transactions": entries, "nextCursor": next_cursor })))
 }

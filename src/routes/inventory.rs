@@ -3,16 +3,39 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{parse_id, IdPath, JsonBody};
+use super::page::{time_cursor, Page};
+use super::{parse_id, IdPath, JsonBody, QueryParams};
 use crate::auth::{AdminUser, AuthUser};
 use crate::domain::{InventoryStatus, LedgerKind};
 use crate::error::{ApiError, ApiResult};
 use crate::events::Event;
 use crate::state::AppState;
 
-pub async fn list(State(state): State<AppState>, AuthUser(identity): AuthUser) -> ApiResult<Json<Value>> {
-    let items = state.store.inventory(identity.user_id).await?;
-    Ok(Json(json!({ "success": true, "items": items })))
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    status: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(identity): AuthUser,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let page = Page::parse(query.limit, query.cursor)?;
+    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(text) => Some(InventoryStatus::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_status",
+                format!("unknown status {text:?}; expected owned, withdraw_requested, delivered or claimed"),
+            )
+        })?),
+        None => None,
+    };
+    let items = state.store.inventory(identity.user_id, status, page.after_time()?, page.fetch()).await?;
+    let (items, next_cursor) = page.finish(items, |entry| time_cursor(entry.won_at, entry.id));
+    Ok(Json(json!({ "success": true, "items": items, "nextCursor": next_cursor })))
 }
 
 #[derive(Deserialize)]

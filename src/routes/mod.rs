@@ -7,6 +7,7 @@ mod fair;
 mod health;
 mod inventory;
 mod me;
+mod page;
 mod payment;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path};

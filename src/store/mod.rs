@@ -185,6 +185,9 @@ pub struct Adjustment {
 #[serde(rename_all = "camelCase")]
 pub struct ActivePair {
     pub server_seed_hash: String,
+    /// The hash of the seed the next client-seed change or rotation activates, committed before
+    /// the player picks that client seed.
+    pub next_server_seed_hash: String,
     pub client_seed: String,
     pub nonce: u64,
 }
@@ -202,6 +205,9 @@ pub struct RevealedPair {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PairRecord {
+    /// For the page cursor only.
+    #[serde(skip)]
+    pub id: Uuid,
     /// `None` while the pair is active.
     pub server_seed: Option<String>,
     pub server_seed_hash: String,
@@ -209,6 +215,13 @@ pub struct PairRecord {
     pub nonce: u64,
     pub created_at: DateTime<Utc>,
     pub revealed_at: Option<DateTime<Utc>>,
+}
+
+/// Where a newest-first page continues: strictly before this (time, id) position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keyset {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -243,7 +256,15 @@ pub trait Store: Send + Sync + 'static {
     /// Debits the case price, takes the next nonce of the user's seed pair, picks the item from
     /// the provably fair roll and puts it in the inventory: all or nothing.
     async fn open_case(&self, user_id: Uuid, case_id: Uuid) -> StoreResult<Opened>;
-    async fn inventory(&self, user_id: Uuid) -> StoreResult<Vec<InventoryEntry>>;
+    /// Up to `limit` of a user's items, newest won first, strictly before `after` when given,
+    /// only those in `status` when given.
+    async fn inventory(
+        &self,
+        user_id: Uuid,
+        status: Option<InventoryStatus>,
+        after: Option<Keyset>,
+        limit: u32,
+    ) -> StoreResult<Vec<InventoryEntry>>;
     async fn claim(&self, user_id: Uuid, inventory_id: Uuid) -> StoreResult<Claimed>;
     async fn set_inventory_status(&self, inventory_id: Uuid, status: InventoryStatus) -> StoreResult<InventoryEntry>;
 
@@ -259,10 +280,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Vec<LedgerEntry>>>;
 
     async fn fair_pair(&self, user_id: Uuid) -> StoreResult<ActivePair>;
-    /// Reveals the active pair and starts a new one at nonce 0, with `client_seed` or, when
-    /// `None`, the old pair's client seed.
+    /// Reveals the active pair and starts a new one at nonce 0 with the old pair's pre-committed
+    /// next server seed (whose hash `fair_pair` showed before), `client_seed` or, when `None`, the
+    /// old pair's client seed, and a freshly committed next seed.
     async fn rotate_pair(&self, user_id: Uuid, client_seed: Option<String>) -> StoreResult<(RevealedPair, ActivePair)>;
-    async fn fair_history(&self, user_id: Uuid) -> StoreResult<Vec<PairRecord>>;
+    /// Up to `limit` of a user's seed pairs, newest first (the active one leads the first page),
+    /// strictly before `after` when given.
+    async fn fair_history(&self, user_id: Uuid, after: Option<Keyset>, limit: u32) -> StoreResult<Vec<PairRecord>>;
 }
 
 /// How the pool connects and how long anything may wait on the database.

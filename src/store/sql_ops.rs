@@ -19,7 +19,7 @@ use crate::domain::{
 use crate::fair;
 use crate::money::Cents;
 use crate::store::{
-    ActivePair, Adjustment, Claimed, OpenRetries, Opened, PairRecord, PaymentNotice, PaymentOutcome, PoolStats,
+    ActivePair, Adjustment, Claimed, Keyset, OpenRetries, Opened, PairRecord, PaymentNotice, PaymentOutcome, PoolStats,
     RevealedPair, Store, StoreError, StoreResult,
 };
 
@@ -72,6 +72,17 @@ fn draw(case: &Case, pair: &SeedPair) -> StoreResult<(Item, FairProof)> {
         item_ids: case.items.iter().map(|i| i.id).collect(),
     };
     Ok((case.items[index].clone(), proof))
+}
+
+/// What a player may see of their active pair: never a seed, only its and the next one's hashes.
+fn active(pair: SeedPair) -> StoreResult<ActivePair> {
+    let (_, next_server_seed_hash) = pair.next.ok_or_else(|| corrupt("active pair without a next seed".into()))?;
+    Ok(ActivePair {
+        server_seed_hash: pair.server_seed_hash,
+        next_server_seed_hash,
+        client_seed: pair.client_seed,
+        nonce: pair.nonce,
+    })
 }
 
 fn corrupt(what: String) -> StoreError {
@@ -222,16 +233,26 @@ async fn insert_user(conn: &mut DbConn, user_id: Uuid) -> StoreResult<()> {
     Ok(())
 }
 
-async fn insert_pair(conn: &mut DbConn, user_id: Uuid, client_seed: Option<String>) -> StoreResult<()> {
-    let seed = fair::ServerSeed::generate();
+/// Starts a pair at nonce 0 with `server_seed` (the retired pair's pre-committed next seed) or, for
+/// a player's first pair, a fresh one, and commits a fresh next seed with it.
+async fn insert_pair(
+    conn: &mut DbConn,
+    user_id: Uuid,
+    client_seed: Option<String>,
+    server_seed: Option<fair::ServerSeed>,
+) -> StoreResult<()> {
+    let seed = server_seed.unwrap_or_else(fair::ServerSeed::generate);
+    let next = fair::ServerSeed::generate();
     sqlx::query(
-        "INSERT INTO fair_seeds (id, user_id, server_seed, server_seed_hash, client_seed, nonce, active, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 0, TRUE, $6) ON CONFLICT DO NOTHING",
+        "INSERT INTO fair_seeds (id, user_id, server_seed, server_seed_hash, next_server_seed, next_server_seed_hash, \
+         client_seed, nonce, active, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, TRUE, $8) ON CONFLICT DO NOTHING",
     )
     .bind(Uuid::new_v4())
     .bind(user_id)
     .bind(seed.to_hex())
     .bind(seed.commitment())
+    .bind(next.to_hex())
+    .bind(next.commitment())
     .bind(client_seed.unwrap_or_else(fair::default_client_seed))
     .bind(Utc::now())
     .execute(&mut *conn)
@@ -246,9 +267,13 @@ struct SeedPair {
     server_seed_hash: String,
     client_seed: String,
     nonce: u64,
+    /// The pre-committed seed the next client-seed change or rotation activates: (seed, hash).
+    /// `None` only on a pair from before migration 20261215000001 that nobody has read since.
+    next: Option<(String, String)>,
 }
 
-const PAIR_COLUMNS: &str = "id, server_seed, server_seed_hash, client_seed, nonce";
+const PAIR_COLUMNS: &str =
+    "id, server_seed, server_seed_hash, client_seed, nonce, next_server_seed, next_server_seed_hash";
 
 fn decode_pair(row: &DbRow) -> StoreResult<SeedPair> {
     let nonce: i64 = row.try_get("nonce")?;
@@ -258,23 +283,42 @@ fn decode_pair(row: &DbRow) -> StoreResult<SeedPair> {
         server_seed_hash: row.try_get("server_seed_hash")?,
         client_seed: row.try_get("client_seed")?,
         nonce: u64::try_from(nonce).map_err(|_| corrupt(format!("nonce {nonce}")))?,
+        next: match (row.try_get("next_server_seed")?, row.try_get("next_server_seed_hash")?) {
+            (Some(seed), Some(hash)) => Some((seed, hash)),
+            _ => None,
+        },
     })
 }
 
-/// The active pair of a user, created on first use. The unique index on active pairs lets two
-/// concurrent first uses agree on one.
+/// The active pair of a user with its pre-committed next seed, created on first use. The unique
+/// index on active pairs lets two concurrent first uses agree on one; a pair from before next
+/// seeds existed gets one here, and the conditional update lets concurrent readers agree on it.
 async fn active_pair(conn: &mut DbConn, user_id: Uuid) -> StoreResult<SeedPair> {
-    for _ in 0..2 {
+    for _ in 0..3 {
         let row = sqlx::query(&format!("SELECT {PAIR_COLUMNS} FROM fair_seeds WHERE user_id = $1 AND active"))
             .bind(user_id)
             .fetch_optional(&mut *conn)
             .await?;
-        if let Some(row) = row {
-            return decode_pair(&row);
+        let Some(row) = row else {
+            insert_pair(conn, user_id, None, None).await?;
+            continue;
+        };
+        let pair = decode_pair(&row)?;
+        if pair.next.is_some() {
+            return Ok(pair);
         }
-        insert_pair(conn, user_id, None).await?;
+        let next = fair::ServerSeed::generate();
+        sqlx::query(
+            "UPDATE fair_seeds SET next_server_seed = $2, next_server_seed_hash = $3 \
+             WHERE id = $1 AND active AND next_server_seed IS NULL",
+        )
+        .bind(pair.id)
+        .bind(next.to_hex())
+        .bind(next.commitment())
+        .execute(&mut *conn)
+        .await?;
     }
-    Err(corrupt("no active seed pair after creating one".into()))
+    Err(corrupt("no active seed pair with a next seed after creating one".into()))
 }
 
 /// Makes concurrent rotations of one player's pair wait for each other (two found the same active
@@ -302,7 +346,7 @@ async fn take_nonce(conn: &mut DbConn, user_id: Uuid) -> StoreResult<SeedPair> {
             return Ok(SeedPair { nonce: taken.nonce - 1, ..taken });
         }
         // No active pair yet, or a rotation replaced it after this statement's snapshot.
-        insert_pair(conn, user_id, None).await?;
+        insert_pair(conn, user_id, None, None).await?;
     }
     Err(corrupt("could not take a nonce".into()))
 }
@@ -488,18 +532,35 @@ impl Store for SqlStore {
         }
     }
 
-    async fn inventory(&self, user_id: Uuid) -> StoreResult<Vec<InventoryEntry>> {
-        sqlx::query(&format!(
+    async fn inventory(
+        &self,
+        user_id: Uuid,
+        status: Option<InventoryStatus>,
+        after: Option<Keyset>,
+        limit: u32,
+    ) -> StoreResult<Vec<InventoryEntry>> {
+        // Only the predicates in use, so each variant is an index range scan with its own plan
+        // (inventory_by_user, or inventory_by_user_status with a status).
+        let (status_filter, after_filter) = match status {
+            Some(_) => ("AND inv.status = $3", "AND (inv.won_at, inv.id) < ($4, $5)"),
+            None => ("", "AND (inv.won_at, inv.id) < ($3, $4)"),
+        };
+        let after_filter = if after.is_some() { after_filter } else { "" };
+        let sql = format!(
             "SELECT inv.id, inv.user_id, inv.case_id, inv.status, inv.fair_proof, inv.won_at, {ITEM_COLUMNS} \
              FROM inventory inv JOIN items i ON i.id = inv.item_id \
-             WHERE inv.user_id = $1 ORDER BY inv.won_at DESC, inv.id"
-        ))
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(decode_inventory)
-        .collect()
+             WHERE inv.user_id = $1 {status_filter} {after_filter} ORDER BY inv.won_at DESC, inv.id DESC LIMIT $2"
+        );
+        let query = sqlx::query(&sql).bind(user_id).bind(i64::from(limit));
+        let query = match status {
+            Some(status) => query.bind(status.as_str()),
+            None => query,
+        };
+        let query = match after {
+            Some(k) => query.bind(k.at).bind(k.id),
+            None => query,
+        };
+        query.fetch_all(&self.pool).await?.iter().map(decode_inventory).collect()
     }
 
     async fn claim(&self, user_id: Uuid, inventory_id: Uuid) -> StoreResult<Claimed> {
@@ -695,52 +756,68 @@ impl Store for SqlStore {
 
     async fn fair_pair(&self, user_id: Uuid) -> StoreResult<ActivePair> {
         let mut conn = self.pool.acquire().await?;
-        let pair = active_pair(&mut conn, user_id).await?;
-        Ok(ActivePair { server_seed_hash: pair.server_seed_hash, client_seed: pair.client_seed, nonce: pair.nonce })
+        active(active_pair(&mut conn, user_id).await?)
     }
 
     async fn rotate_pair(&self, user_id: Uuid, client_seed: Option<String>) -> StoreResult<(RevealedPair, ActivePair)> {
         let mut tx = begin_write(&self.pool).await?;
         lock_player(&mut tx, user_id).await?;
-        active_pair(&mut tx, user_id).await?;
+        let current = active_pair(&mut tx, user_id).await?;
+        let (next_seed, next_hash) =
+            current.next.clone().ok_or_else(|| corrupt("active pair without a next seed".into()))?;
+        // The secret of a retired row is cleared: it is the successor's active seed.
         let row = sqlx::query(&format!(
-            "UPDATE fair_seeds SET active = FALSE, revealed_at = $2 WHERE user_id = $1 AND active \
-             RETURNING {PAIR_COLUMNS}"
+            "UPDATE fair_seeds SET active = FALSE, revealed_at = $2, next_server_seed = NULL \
+             WHERE user_id = $1 AND active RETURNING {PAIR_COLUMNS}"
         ))
         .bind(user_id)
         .bind(Utc::now())
         .fetch_one(&mut *tx)
         .await?;
         let old = decode_pair(&row)?;
-        insert_pair(&mut tx, user_id, Some(client_seed.unwrap_or_else(|| old.client_seed.clone()))).await?;
+        if old.id != current.id {
+            return Err(corrupt("the active pair changed under the player's lock".into()));
+        }
+        let activated =
+            fair::ServerSeed::from_hex(&next_seed).map_err(|e| corrupt(format!("next server seed: {e}")))?;
+        if activated.commitment() != next_hash {
+            return Err(corrupt("next server seed does not match its published hash".into()));
+        }
+        let client_seed = client_seed.unwrap_or_else(|| old.client_seed.clone());
+        insert_pair(&mut tx, user_id, Some(client_seed), Some(activated)).await?;
         let new = active_pair(&mut tx, user_id).await?;
         tx.commit().await?;
-        Ok((
-            RevealedPair {
-                server_seed: old.server_seed,
-                server_seed_hash: old.server_seed_hash,
-                client_seed: old.client_seed,
-                nonce: old.nonce,
-            },
-            ActivePair { server_seed_hash: new.server_seed_hash, client_seed: new.client_seed, nonce: new.nonce },
-        ))
+        let revealed = RevealedPair {
+            server_seed: old.server_seed,
+            server_seed_hash: old.server_seed_hash,
+            client_seed: old.client_seed,
+            nonce: old.nonce,
+        };
+        Ok((revealed, active(new)?))
     }
 
-    async fn fair_history(&self, user_id: Uuid) -> StoreResult<Vec<PairRecord>> {
+    async fn fair_history(&self, user_id: Uuid, after: Option<Keyset>, limit: u32) -> StoreResult<Vec<PairRecord>> {
         let mut conn = self.pool.acquire().await?;
-        active_pair(&mut conn, user_id).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {PAIR_COLUMNS}, active, created_at, revealed_at \
-             FROM fair_seeds WHERE user_id = $1 ORDER BY active DESC, created_at DESC"
-        ))
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await?;
+        if after.is_none() {
+            active_pair(&mut conn, user_id).await?;
+        }
+        let after_filter = if after.is_some() { "AND (created_at, id) < ($3, $4)" } else { "" };
+        let sql = format!(
+            "SELECT {PAIR_COLUMNS}, active, created_at, revealed_at FROM fair_seeds \
+             WHERE user_id = $1 {after_filter} ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        let query = sqlx::query(&sql).bind(user_id).bind(i64::from(limit));
+        let query = match after {
+            Some(k) => query.bind(k.at).bind(k.id),
+            None => query,
+        };
+        let rows = query.fetch_all(&mut *conn).await?;
         rows.iter()
             .map(|row| {
                 let pair = decode_pair(row)?;
                 let active: bool = row.try_get("active")?;
                 Ok(PairRecord {
+                    id: pair.id,
                     server_seed: (!active).then_some(pair.server_seed),
                     server_seed_hash: pair.server_seed_hash,
                     client_seed: pair.client_seed,

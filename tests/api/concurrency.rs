@@ -23,7 +23,7 @@ on_both_backends! {
         nonces.sort_unstable();
         assert_eq!(nonces, (0..20).collect::<Vec<u64>>(), "each open takes its own consecutive nonce");
 
-        let ledger = app.get(&format!("/api/admin/users/{}/transactions?limit=200", user.id), Some(&app.admin.token)).await;
+        let ledger = app.get(&format!("/api/admin/users/{}/transactions?limit=100", user.id), Some(&app.admin.token)).await;
         let rows = ledger.expect(200)["transactions"].as_array().unwrap().clone();
         assert_eq!(rows.len(), 21);
         let cents: i64 = rows.iter().map(|r| (r["amount"].as_f64().unwrap() * 100.0).round() as i64).sum();

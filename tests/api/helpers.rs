@@ -263,6 +263,25 @@ impl Api {
         self.request(Method::PUT, path, token, Some(body)).await
     }
 
+    /// Every element under `key` of a paged list, walking `nextCursor` 100 at a time.
+    pub async fn all_pages(&self, path: &str, token: Option<&str>, key: &str) -> Vec<Value> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let url = match &cursor {
+                Some(c) => format!("{path}{separator}limit=100&cursor={c}"),
+                None => format!("{path}{separator}limit=100"),
+            };
+            let page = self.get(&url, token).await;
+            all.extend(page.expect(200)[key].as_array().expect("a list").iter().cloned());
+            match page.body["nextCursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return all,
+            }
+        }
+    }
+
     pub async fn admin_post(&self, path: &str, body: Value) -> Response {
         self.post(path, Some(&self.admin.token), body).await
     }

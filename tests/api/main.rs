@@ -11,5 +11,6 @@ mod http_basics;
 mod inventory;
 mod js_client;
 mod money;
+mod paging;
 mod rate_limits;
 mod realtime;

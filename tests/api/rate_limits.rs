@@ -65,3 +65,40 @@ async fn socket_connects_and_webhooks_are_limited_per_ip() {
     app.payment(&body).await.expect_error(429, "rate_limited");
     app.cleanup().await;
 }
+
+/// Seed rotations and client-seed changes share one per-player budget (RATE_LIMIT_SEEDS): a burst
+/// of 150 gets the budget through and the rest 429 with Retry-After, and writes nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_rotations_are_limited_per_player() {
+    let app = spawn_app_with(Backend::Sqlite, &[("RATE_LIMITS", "on"), ("RATE_LIMIT_SEEDS", "5/m")]).await;
+    let (alice, bob) = (app.known_user().await, app.known_user().await);
+    let token = Some(alice.token.as_str());
+    let burst = futures::future::join_all((0..150).map(|_| app.post("/api/fair/rotate", token, json!({})))).await;
+    let ok = burst.iter().filter(|r| r.status == 200).count();
+    let limited: Vec<_> = burst.iter().filter(|r| r.status == 429).collect();
+    assert_eq!((ok, limited.len()), (5, 145), "{:?}", burst.iter().map(|r| r.status).collect::<Vec<_>>());
+    for response in &limited {
+        response.expect_error(429, "rate_limited");
+        let retry_after: u64 = response.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+    }
+    let change = app.put("/api/fair/client-seed", token, json!({ "clientSeed": "one more" })).await;
+    change.expect_error(429, "rate_limited");
+    let history = app.get("/api/fair/history", token).await;
+    assert_eq!(history.expect(200)["pairs"].as_array().unwrap().len(), 6, "the first pair and 5 rotations");
+    assert_ne!(app.get("/api/fair", token).await.body["clientSeed"], "one more", "a refused change changes nothing");
+    app.put("/api/fair/client-seed", Some(&bob.token), json!({ "clientSeed": "bob" })).await.expect(200);
+    let metrics = app.get("/metrics", None).await.body.as_str().unwrap().to_string();
+    assert!(metrics.contains("cyberhub_rate_limited_total{limiter=\"seed\"} 146"), "{metrics}");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_off_lifts_the_seed_limit() {
+    let app = spawn_app_with(Backend::Sqlite, &[("RATE_LIMITS", "off"), ("RATE_LIMIT_SEEDS", "1/h")]).await;
+    let user = app.known_user().await;
+    for _ in 0..3 {
+        app.post("/api/fair/rotate", Some(&user.token), json!({})).await.expect(200);
+    }
+    app.cleanup().await;
+}

@@ -66,8 +66,8 @@ async fn a_redis_restart_heals_itself_and_clients_end_true() {
 }
 
 async fn count_opens(api: &Api, user: &TestUser) -> usize {
-    let path = format!("/api/admin/users/{}/transactions?limit=200", user.id);
-    let rows = api.get(&path, Some(&api.admin.token)).await.expect(200)["transactions"].as_array().unwrap().clone();
+    let path = format!("/api/admin/users/{}/transactions", user.id);
+    let rows = api.all_pages(&path, Some(&api.admin.token), "transactions").await;
     rows.iter().filter(|r| r["kind"] == "case_open").count()
 }
 
@@ -90,13 +90,13 @@ async fn wait_until_settled(api: &Api, user: &TestUser) {
 /// The ledger and inventory of a user agree with the balance: nothing was half-done.
 async fn assert_consistent(api: &Api, user: &TestUser) {
     let (balance, version) = api.balance(user).await;
-    let path = format!("/api/admin/users/{}/transactions?limit=200", user.id);
-    let rows = api.get(&path, Some(&api.admin.token)).await.expect(200)["transactions"].as_array().unwrap().clone();
+    let path = format!("/api/admin/users/{}/transactions", user.id);
+    let rows = api.all_pages(&path, Some(&api.admin.token), "transactions").await;
     let cents: i64 = rows.iter().map(|r| (r["amount"].as_f64().unwrap() * 100.0).round() as i64).sum();
     assert_eq!(cents, (balance * 100.0).round() as i64, "the ledger sums to the balance");
     assert_eq!(rows.len() as i64, version, "one ledger row per version");
     let opens = rows.iter().filter(|r| r["kind"] == "case_open").count();
-    let inventory = api.get("/api/inventory", Some(&user.token)).await.expect(200)["items"].as_array().unwrap().len();
+    let inventory = api.all_pages("/api/inventory", Some(&user.token), "items").await.len();
     assert_eq!(opens, inventory, "every paid open has its item");
 }
 
