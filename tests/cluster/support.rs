@@ -10,6 +10,11 @@ use uuid::Uuid;
 
 use crate::helpers::{postgres_admin_url, JWT_SECRET, WEBHOOK_SECRET};
 
+/// What every replica of the test cluster signs bus messages with.
+pub const BUS_SECRET: &str = "test-bus-secret-0123456789abcdef-0123";
+/// Redis runs with `requirepass`, as in compose: the replicas and the tests authenticate.
+pub const REDIS_PASSWORD: &str = "test-redis-password-0123456789";
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
@@ -71,6 +76,11 @@ impl Cluster {
         cluster
     }
 
+    /// With the password, as the replicas (and an attacker who learnt it) connect.
+    pub fn redis_url(&self) -> String {
+        format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}", self.redis_port)
+    }
+
     pub fn nginx_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.nginx_port)
     }
@@ -86,6 +96,7 @@ impl Cluster {
     pub async fn start_redis(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--requirepass", REDIS_PASSWORD])
             .stdout(self.log("redis"))
             .stderr(self.log("redis"))
             .spawn()
@@ -112,8 +123,9 @@ impl Cluster {
             .env("REPLICA_ID", &id)
             .env("DATABASE_URL", &self.database_url)
             .env("DATABASE_MAX_CONNECTIONS", "8")
-            .env("REDIS_URL", format!("redis://127.0.0.1:{}", self.redis_port))
+            .env("REDIS_URL", self.redis_url())
             .env("JWT_SECRET", JWT_SECRET)
+            .env("BUS_SECRET", BUS_SECRET)
             .env("PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("RATE_LIMITS", "off")
             .env("LOG_FORMAT", "json")
