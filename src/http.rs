@@ -83,7 +83,9 @@ pub const REPLICA_COOKIE: &str = "cyberhub_replica";
 ///   keep the rest of a polling session on it without hashing client IPs (a club's PCs share
 ///   one). See nginx/README.md.
 pub async fn socket_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if !request.uri().path().starts_with("/socket.io/") {
+    // engineioxide also answers `/socket.io` without the slash: it gets the same treatment.
+    let path = request.uri().path();
+    if !(path.starts_with("/socket.io/") || path == "/socket.io") {
         return next.run(request).await;
     }
     let handshake = !request.uri().query().unwrap_or("").split('&').any(|pair| pair.starts_with("sid="));
