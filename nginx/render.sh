@@ -148,7 +148,7 @@ replica_upstreams() {
         for j in "${!ids[@]}"; do
             [ "$i" = "$j" ] || printf '    server %s backup;\n' "${addrs[$j]}"
         done
-        printf '    keepalive 16;\n}\n'
+        printf '    keepalive 16;\n    keepalive_timeout 10s;\n}\n'
     done
 }
 

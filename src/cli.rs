@@ -23,14 +23,15 @@ enum Command {
     Serve,
     /// Bring the database schema up to date and exit.
     Migrate,
-    /// Print a signed token (JWT) for an operator or a test.
+    /// Print a signed token (JWT) for an operator or a test. Without --sub, on a
+    /// zero-configuration node (no JWT_SECRET): an admin token for the node's own admin.
     Token {
         /// The user id (UUID) the token speaks for.
         #[arg(long)]
-        sub: Uuid,
-        /// `user` or `admin`.
-        #[arg(long, default_value = "user")]
-        role: String,
+        sub: Option<Uuid>,
+        /// `user` or `admin` (default: user, or admin without --sub).
+        #[arg(long)]
+        role: Option<String>,
         /// Lifetime such as 30m, 1h, 7d.
         #[arg(long, default_value = "1h")]
         ttl: String,
@@ -86,8 +87,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let app = Application::build(config).await?;
             eprintln!("CyberHub listening on http://{}:{}", bind.0, app.port());
             if let Some(token) = app.dev_admin_token() {
-                eprintln!("No JWT_SECRET set: signing with a secret generated once and kept in the database.");
-                eprintln!("Admin token (valid 24 h), for trying the API:\n\n  {token}\n");
+                // Once, on the start that generated the secret: `cyberhub token` prints another.
+                eprintln!("No JWT_SECRET set: generated a signing secret and kept it in the database.");
+                eprintln!(
+                    "Admin token (valid 24 h), for trying the API; `cyberhub token` prints a new one:\n\n  {token}\n"
+                );
             }
             app.run_until(startup::shutdown_signal()).await?;
         }
@@ -101,19 +105,25 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("migrations applied to {}", config.database_url);
         }
         Command::Token { sub, role, ttl } => {
-            let role = Role::parse(Some(&role)).ok_or_else(|| anyhow::anyhow!("--role must be user or admin"))?;
+            let role = role.as_deref().unwrap_or(if sub.is_some() { "user" } else { "admin" });
+            let role = Role::parse(Some(role)).ok_or_else(|| anyhow::anyhow!("--role must be user or admin"))?;
             let ttl = parse_ttl(&ttl).ok_or_else(|| anyhow::anyhow!("--ttl must look like 30s, 15m, 1h or 7d"))?;
-            let secret = match &config.jwt_secret {
-                Some(secret) => secret.expose().to_string(),
-                None => {
+            let (secret, sub) = match (&config.jwt_secret, sub) {
+                (Some(secret), Some(sub)) => (secret.expose().to_string(), sub),
+                (Some(_), None) => anyhow::bail!("--sub is required when JWT_SECRET is set"),
+                (None, sub) => {
                     let store = store::connect(
                         &config.database_url,
                         store::PoolSettings { max_connections: 1, ..store::PoolSettings::from_config(&config) },
                     )
                     .await?;
                     let (secret, _) = startup::jwt_secret(&config, store.as_ref()).await?;
+                    let sub = match sub {
+                        Some(sub) => sub,
+                        None => startup::dev_admin_id(store.as_ref()).await?,
+                    };
                     store.close().await;
-                    secret
+                    (secret, sub)
                 }
             };
             println!("{}", JwtKeys::new(&secret).issue(sub, role, ttl));

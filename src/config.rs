@@ -89,6 +89,45 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Values that were ever shipped as examples (deploy/.env.example, deploy/local/cluster.sh):
+/// public, so never a secret. Compared ignoring case; anything starting with `change-me` counts.
+pub const PLACEHOLDER_SECRETS: &[&str] = &[
+    "change-me-to-32-random-bytes-in-hex",
+    "changeme",
+    "secret",
+    "local-cluster-jwt-secret-not-for-production",
+    "local-cluster-webhook-secret",
+];
+
+/// The shortest `JWT_SECRET`, `PAYMENT_WEBHOOK_SECRET` and `BUS_SECRET` a cluster accepts.
+pub const MIN_CLUSTER_SECRET_BYTES: usize = 32;
+
+fn is_placeholder(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    lower.starts_with("change-me") || PLACEHOLDER_SECRETS.contains(&lower.as_str())
+}
+
+/// A shared secret as read from `var`: never a placeholder, and in a cluster (where it is the
+/// only thing between the network and minted tokens, forged payments or forged events) at
+/// least `MIN_CLUSTER_SECRET_BYTES` long.
+fn secret(var: &'static str, value: Option<String>, cluster: bool) -> Result<Option<Secret>, ConfigError> {
+    let Some(value) = value else { return Ok(None) };
+    if is_placeholder(&value) {
+        return Err(invalid(var, "is a published example value; generate one with: openssl rand -hex 32"));
+    }
+    if cluster && value.len() < MIN_CLUSTER_SECRET_BYTES {
+        return Err(invalid(
+            var,
+            format!(
+                "must be at least {MIN_CLUSTER_SECRET_BYTES} bytes in a cluster (REDIS_URL set), got {}; \
+                 generate one with: openssl rand -hex 32",
+                value.len()
+            ),
+        ));
+    }
+    Ok(Some(Secret::new(value)))
+}
+
 /// `count/unit` with unit `s`, `m` or `h`: `count` requests per unit, with a burst of `count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
@@ -236,6 +275,8 @@ pub struct Config {
     pub redis_url: Option<Secret>,
     pub jwt_secret: Option<Secret>,
     pub payment_webhook_secret: Option<Secret>,
+    /// Signs and verifies every message on the cluster bus; set exactly when `redis_url` is.
+    pub bus_secret: Option<Secret>,
     pub replica_id: String,
     pub cors_origins: CorsOrigins,
     pub rate_limits: RateLimits,
@@ -280,13 +321,16 @@ impl Config {
                 return Err(invalid("REDIS_URL", "must start with redis:// or rediss://"));
             }
         }
-        let jwt_secret = get("JWT_SECRET").map(Secret::new);
+        let cluster = redis_url.is_some();
+        let jwt_secret = secret("JWT_SECRET", get("JWT_SECRET"), cluster)?;
         if let Some(secret) = &jwt_secret {
             if secret.expose().len() < 16 {
                 return Err(invalid("JWT_SECRET", "must be at least 16 characters"));
             }
         }
-        if redis_url.is_some() {
+        let payment_webhook_secret = secret("PAYMENT_WEBHOOK_SECRET", get("PAYMENT_WEBHOOK_SECRET"), cluster)?;
+        let bus_secret = secret("BUS_SECRET", get("BUS_SECRET"), cluster)?;
+        if cluster {
             if database_url.backend()? != Backend::Postgres {
                 return Err(invalid(
                     "DATABASE_URL",
@@ -297,6 +341,12 @@ impl Config {
                 return Err(invalid(
                     "JWT_SECRET",
                     "required when REDIS_URL is set: every replica must verify the same tokens",
+                ));
+            }
+            if bus_secret.is_none() {
+                return Err(invalid(
+                    "BUS_SECRET",
+                    "required when REDIS_URL is set: every replica signs and verifies bus messages with it",
                 ));
             }
         }
@@ -383,7 +433,9 @@ impl Config {
             database_max_connections,
             redis_url,
             jwt_secret,
-            payment_webhook_secret: get("PAYMENT_WEBHOOK_SECRET").map(Secret::new),
+            payment_webhook_secret,
+            // Only the cluster bus uses it; a single node keeps no copy it would never check.
+            bus_secret: bus_secret.filter(|_| cluster),
             replica_id,
             cors_origins,
             rate_limits,
@@ -459,13 +511,67 @@ mod tests {
         assert!(parse_duration("X", "5h").is_err());
     }
 
+    const KEY_A: &str = "0123456789abcdef0123456789abcdef";
+    const KEY_B: &str = "fedcba9876543210fedcba9876543210";
+
     #[test]
-    fn a_cluster_needs_postgres_and_a_shared_secret() {
-        let redis = ("REDIS_URL", "redis://127.0.0.1:6379");
+    fn a_cluster_needs_postgres_and_shared_secrets() {
+        let redis = ("REDIS_URL", "redis://:pw@127.0.0.1:6379");
         assert_eq!(config(&[redis]).unwrap_err().var, "DATABASE_URL");
         let pg = ("DATABASE_URL", "postgres://u:p@h/db");
         assert_eq!(config(&[redis, pg]).unwrap_err().var, "JWT_SECRET");
-        assert!(config(&[redis, pg, ("JWT_SECRET", "0123456789abcdef")]).unwrap().is_cluster());
+        assert_eq!(config(&[redis, pg, ("JWT_SECRET", KEY_A)]).unwrap_err().var, "BUS_SECRET");
+        let c = config(&[redis, pg, ("JWT_SECRET", KEY_A), ("BUS_SECRET", KEY_B)]).unwrap();
+        assert!(c.is_cluster());
+        assert_eq!(c.bus_secret.as_ref().map(Secret::expose), Some(KEY_B));
+        assert!(!format!("{c:?}").contains(KEY_B), "secrets stay out of Debug");
+        // A single node has no bus to sign.
+        assert!(config(&[("BUS_SECRET", KEY_B)]).unwrap().bus_secret.is_none());
+    }
+
+    #[test]
+    fn a_cluster_refuses_short_secrets() {
+        let base = [("REDIS_URL", "redis://127.0.0.1:6379"), ("DATABASE_URL", "postgres://u:p@h/db")];
+        let short = &KEY_A[..31];
+        for (var, with) in [
+            ("JWT_SECRET", [("JWT_SECRET", short), ("BUS_SECRET", KEY_B), ("PAYMENT_WEBHOOK_SECRET", KEY_B)]),
+            ("BUS_SECRET", [("JWT_SECRET", KEY_A), ("BUS_SECRET", short), ("PAYMENT_WEBHOOK_SECRET", KEY_B)]),
+            (
+                "PAYMENT_WEBHOOK_SECRET",
+                [("JWT_SECRET", KEY_A), ("BUS_SECRET", KEY_B), ("PAYMENT_WEBHOOK_SECRET", short)],
+            ),
+        ] {
+            let vars: Vec<_> = base.iter().chain(with.iter()).copied().collect();
+            let err = config(&vars).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.message.contains("32 bytes") && !err.message.contains(short), "{err}");
+        }
+        // The single node keeps its 16-character minimum and a short webhook secret.
+        let single = config(&[("JWT_SECRET", "0123456789abcdef"), ("PAYMENT_WEBHOOK_SECRET", "short")]).unwrap();
+        assert!(single.payment_webhook_secret.is_some());
+    }
+
+    #[test]
+    fn published_placeholders_are_refused_everywhere() {
+        let cluster = [("REDIS_URL", "redis://127.0.0.1:6379"), ("DATABASE_URL", "postgres://u:p@h/db")];
+        let good = [("JWT_SECRET", KEY_A), ("BUS_SECRET", KEY_B), ("PAYMENT_WEBHOOK_SECRET", KEY_B)];
+        let placeholders =
+            ["change-me", "change-me-to-32-random-bytes-in-hex", "CHANGE-ME-please-0123456789abcdef0123"]
+                .into_iter()
+                .chain(PLACEHOLDER_SECRETS.iter().copied());
+        for placeholder in placeholders {
+            for var in ["JWT_SECRET", "BUS_SECRET", "PAYMENT_WEBHOOK_SECRET"] {
+                let vars: Vec<_> = cluster
+                    .iter()
+                    .chain(good.iter().filter(|(k, _)| *k != var))
+                    .copied()
+                    .chain([(var, placeholder)])
+                    .collect();
+                let err = config(&vars).unwrap_err();
+                assert_eq!((err.var, err.message.contains("example")), (var, true), "{placeholder} in {var}");
+            }
+            assert_eq!(config(&[("PAYMENT_WEBHOOK_SECRET", placeholder)]).unwrap_err().var, "PAYMENT_WEBHOOK_SECRET");
+        }
     }
 
     #[test]

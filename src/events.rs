@@ -68,8 +68,9 @@ impl Event {
     }
 }
 
-/// An event ready to emit: what a replica needs to deliver it, and what crosses the bus. Keeping
-/// the mapping on the origin lets a replica deliver events it has no code for (rolling upgrades).
+/// An event ready to emit: what a replica needs to deliver it. The bus carries the `Event` itself
+/// (src/bus/wire.rs), and each receiver maps it here, so the room always follows from a validated
+/// user id and never from what a message claims.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     pub kind: String,

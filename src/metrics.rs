@@ -17,6 +17,7 @@ pub struct Metrics {
     pub events_delivered: IntCounterVec,
     pub event_lag: HistogramVec,
     pub bus_errors: IntCounterVec,
+    pub bus_rejected: IntCounterVec,
     pub bus_connected: IntGauge,
     pub bus_resubscribes: IntCounter,
     pub http_requests: IntCounterVec,
@@ -135,6 +136,12 @@ impl Metrics {
                 latency_buckets.clone(),
             ),
             bus_errors: counter_vec(&registry, "cyberhub_bus_errors_total", "Event bus errors by operation", &["op"]),
+            bus_rejected: counter_vec(
+                &registry,
+                "cyberhub_bus_messages_rejected_total",
+                "Messages on the Redis bus dropped unread: unsigned, bad signature, malformed or oversized",
+                &["reason"],
+            ),
             bus_connected: gauge(
                 &registry,
                 "cyberhub_bus_connected",
@@ -227,8 +234,11 @@ impl Metrics {
         for kind in crate::domain::LedgerKind::ALL {
             self.ledger_cents.with_label_values(&[kind.as_str()]);
         }
-        for op in ["publish", "subscribe", "decode", "lagged"] {
+        for op in ["publish", "subscribe", "lagged"] {
             self.bus_errors.with_label_values(&[op]);
+        }
+        for rejection in crate::bus::Rejection::ALL {
+            self.bus_rejected.with_label_values(&[rejection.as_str()]);
         }
         for outcome in ["accepted", "unauthorized", "rate_limited", "unavailable", "too_many_connections"] {
             self.connects.with_label_values(&[outcome]);

@@ -22,6 +22,9 @@ use crate::routes;
 use crate::state::AppState;
 use crate::store::{self, Store};
 
+/// Lifetime of the admin token a zero-configuration node prints.
+pub const DEV_ADMIN_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -59,16 +62,25 @@ impl Application {
         let delivery = Delivery::new(io.clone(), metrics.clone());
         let bus: Arc<dyn EventBus> = match &config.redis_url {
             None => Arc::new(LocalBus::new(delivery)),
-            Some(url) => Arc::new(
-                RedisBus::start(url.expose(), &config.replica_id, delivery, metrics.clone(), store.clone()).await?,
-            ),
+            Some(url) => {
+                let secret =
+                    config.bus_secret.as_ref().ok_or_else(|| anyhow::anyhow!("BUS_SECRET is required in a cluster"))?;
+                let bus = RedisBus::start(
+                    url.expose(),
+                    secret.expose().as_bytes(),
+                    &config.replica_id,
+                    delivery,
+                    metrics.clone(),
+                    store.clone(),
+                )
+                .await?;
+                Arc::new(bus)
+            }
         };
 
         let dev_admin_token = if generated {
-            let admin_id = uuid::Uuid::parse_str(
-                &store.setting_or_insert("dev_admin_id", &uuid::Uuid::new_v4().to_string()).await?,
-            )?;
-            Some(jwt.issue(admin_id, Role::Admin, Duration::from_secs(24 * 3600)))
+            let admin_id = dev_admin_id(store.as_ref()).await?;
+            Some(jwt.issue(admin_id, Role::Admin, DEV_ADMIN_TOKEN_TTL))
         } else {
             None
         };
@@ -98,7 +110,7 @@ impl Application {
         self.state.clone()
     }
 
-    /// An admin token, when the secret was generated for a zero-configuration single node.
+    /// An admin token, when this start generated the secret of a zero-configuration single node.
     pub fn dev_admin_token(&self) -> Option<&str> {
         self.dev_admin_token.as_deref()
     }
@@ -121,14 +133,23 @@ impl Application {
 }
 
 /// The configured secret, or for a zero-configuration single node one generated once and kept in
-/// the database, so tokens survive restarts and `cyberhub token` can sign with it too.
+/// the database, so tokens survive restarts and `cyberhub token` can sign with it too. The flag
+/// is true only on the start that generated it: the admin token is printed then, not at every
+/// start into logs that outlive it (`cyberhub token` prints a fresh one on demand).
 pub async fn jwt_secret(config: &Config, store: &dyn Store) -> anyhow::Result<(String, bool)> {
     if let Some(secret) = &config.jwt_secret {
         return Ok((secret.expose().to_string(), false));
     }
     anyhow::ensure!(!config.is_cluster(), "JWT_SECRET is required in a cluster");
     let candidate = hex::encode(rand::random::<[u8; 32]>());
-    Ok((store.setting_or_insert("jwt_secret", &candidate).await?, true))
+    let stored = store.setting_or_insert("jwt_secret", &candidate).await?;
+    let generated = stored == candidate;
+    Ok((stored, generated))
+}
+
+/// The user id of the zero-configuration node's admin, created with it.
+pub async fn dev_admin_id(store: &dyn Store) -> anyhow::Result<uuid::Uuid> {
+    Ok(uuid::Uuid::parse_str(&store.setting_or_insert("dev_admin_id", &uuid::Uuid::new_v4().to_string()).await?)?)
 }
 
 fn cors_layer(origins: &CorsOrigins) -> CorsLayer {

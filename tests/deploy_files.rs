@@ -34,11 +34,17 @@ fn compose_has_the_whole_stack() {
         let service = &compose["services"][replica];
         let env = &service["environment"];
         assert_eq!(env["REPLICA_ID"].as_str(), Some(replica), "REPLICA_ID is the service name (nginx's cookie map)");
-        for var in ["DATABASE_URL", "REDIS_URL", "JWT_SECRET", "PAYMENT_WEBHOOK_SECRET", "TRUSTED_PROXIES"] {
+        for var in
+            ["DATABASE_URL", "REDIS_URL", "JWT_SECRET", "PAYMENT_WEBHOOK_SECRET", "BUS_SECRET", "TRUSTED_PROXIES"]
+        {
             assert!(env[var].as_str().is_some_and(|v| !v.is_empty()), "{replica} lacks {var}");
         }
         assert!(env["DATABASE_URL"].as_str().unwrap().starts_with("postgres://"));
-        assert!(env["REDIS_URL"].as_str().unwrap().starts_with("redis://redis:6379"));
+        let redis_url = env["REDIS_URL"].as_str().unwrap();
+        assert!(
+            redis_url.starts_with("redis://:${REDIS_PASSWORD:?") && redis_url.ends_with("}@redis:6379"),
+            "the replicas authenticate to Redis: {redis_url}"
+        );
         assert_eq!(service["build"]["dockerfile"].as_str(), Some("deploy/Dockerfile"));
         let depends = service["depends_on"].as_mapping().expect("depends_on");
         for dependency in ["postgres", "redis"] {
@@ -124,4 +130,66 @@ fn grafana_provisions_the_dashboard_on_the_prometheus_datasource() {
         serde_json::from_str(&std::fs::read_to_string(repo().join("deploy/grafana/dashboards/cyberhub.json")).unwrap())
             .unwrap();
     assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() >= 10));
+}
+
+/// The secrets compose needs: each must be guarded with `${VAR:?…}` wherever compose uses it, and
+/// `.env.example` must ship it empty, so a copied example stops compose instead of running with
+/// a published value.
+const SECRETS: [&str; 6] = [
+    "POSTGRES_PASSWORD",
+    "JWT_SECRET",
+    "PAYMENT_WEBHOOK_SECRET",
+    "BUS_SECRET",
+    "REDIS_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+];
+
+#[test]
+fn env_example_ships_every_secret_empty() {
+    let text = std::fs::read_to_string(repo().join("deploy/.env.example")).unwrap();
+    for secret in SECRETS {
+        let lines: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with(&format!("{secret}="))).collect();
+        assert_eq!(lines, [format!("{secret}=")], "{secret} must be present and empty in deploy/.env.example");
+    }
+}
+
+#[test]
+fn compose_refuses_to_start_without_each_secret() {
+    let text = std::fs::read_to_string(repo().join("deploy/docker-compose.yml")).unwrap();
+    for secret in SECRETS {
+        let uses: Vec<&str> = text.match_indices(&format!("${{{secret}")).map(|(i, _)| &text[i..]).collect();
+        assert!(!uses.is_empty(), "compose never uses {secret}");
+        for used in uses {
+            assert!(used.starts_with(&format!("${{{secret}:?")), "{secret} without a :? guard: {}", &used[..40]);
+        }
+    }
+    let compose = compose();
+    let redis = &compose["services"]["redis"];
+    let command: Vec<&str> = redis["command"].as_sequence().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    let at = command.iter().position(|a| *a == "--requirepass").expect("redis runs with --requirepass");
+    assert!(command[at + 1].starts_with("${REDIS_PASSWORD:?"), "requirepass comes from REDIS_PASSWORD");
+    let health = serde_yaml::to_string(&redis["healthcheck"]["test"]).unwrap();
+    assert!(health.contains("REDISCLI_AUTH"), "the healthcheck authenticates: {health}");
+}
+
+#[test]
+fn nginx_retries_only_what_is_safe_to_run_twice() {
+    for file in ["nginx/cyberhub.conf.template", "nginx/nginx.conf"] {
+        let conf = std::fs::read_to_string(repo().join(file)).unwrap();
+        let directives: Vec<&str> =
+            conf.lines().map(str::trim).filter(|l| !l.starts_with('#') && l.contains("proxy_next_upstream")).collect();
+        assert!(!directives.is_empty(), "{file}: no proxy_next_upstream at all");
+        for directive in directives {
+            assert!(!directive.contains("non_idempotent"), "{file}: {directive}");
+        }
+        // nginx counts PUT and DELETE idempotent; here they go where nothing is retried.
+        assert!(conf.contains("if ($request_method !~ ^(GET|HEAD|OPTIONS|POST|PATCH)$)"), "{file}");
+        assert!(conf.contains("location @api_write {") && conf.contains("proxy_next_upstream off;"), "{file}");
+        assert!(conf.contains(r"location ~ ^/socket\.io(/|$) {"), "{file}: /socket.io with and without the slash");
+        assert_eq!(
+            conf.matches("keepalive_timeout 10s;").count(),
+            conf.matches("        keepalive ").count(),
+            "{file}"
+        );
+    }
 }

@@ -5,9 +5,11 @@
 
 mod local;
 mod redis;
+pub mod wire;
 
 pub use local::LocalBus;
 pub use redis::RedisBus;
+pub use wire::Rejection;
 
 use async_trait::async_trait;
 use serde::Serialize;

@@ -11,13 +11,13 @@ use async_trait::async_trait;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::config::{Config as RedisConfig, PerformanceConfig, ReconnectPolicy};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 
+use super::wire::{self, Key, Message, Rejection};
 use super::{BusHealth, EventBus};
 use crate::events::{Envelope, Event};
 use crate::metrics::Metrics;
@@ -25,23 +25,15 @@ use crate::realtime::{Delivery, Origin};
 use crate::store::Store;
 
 const CHANNEL: &str = "cyberhub:events";
-const WIRE_VERSION: u8 = 1;
 const OUTBOX_CAPACITY: usize = 65_536;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 const CLIENT_COUNTS: &str = "cyberhub:clients";
 const CLIENT_COUNT_TTL: Duration = Duration::from_secs(10);
 const CLIENT_COUNT_EVERY: Duration = Duration::from_secs(2);
 
-/// What crosses Redis: small, versioned, and enough to deliver without domain knowledge.
-#[derive(Debug, Serialize, Deserialize)]
-struct Wire {
-    v: u8,
-    origin: String,
-    /// Publish time on the origin, microseconds since the Unix epoch (for the lag metric).
-    ts: u64,
-    #[serde(flatten)]
-    envelope: Envelope,
-}
+/// At most one warning per this interval about rejected messages, so a flood of forgeries
+/// cannot flood the logs too; the metric counts every one.
+const REJECTION_LOG_EVERY_MS: u64 = 10_000;
 
 struct Shared {
     replica: String,
@@ -52,18 +44,24 @@ struct Shared {
     subscriber: SubscriberClient,
     subscribed: AtomicBool,
     cluster_clients: AtomicI64,
+    key: Key,
+    /// Milliseconds since the epoch of the last rejection warning, and rejections since.
+    rejections_logged_at: AtomicU64,
+    rejections_unlogged: AtomicU64,
 }
 
 pub struct RedisBus {
     shared: Arc<Shared>,
-    outbox: mpsc::Sender<Wire>,
+    outbox: mpsc::Sender<Message>,
 }
 
 impl RedisBus {
     /// Starts the clients and the background tasks. Does not wait for Redis: a replica that
     /// starts while Redis is down serves HTTP and local sockets, and joins the bus when it can.
+    /// `secret` signs what this replica publishes and verifies what it receives (`BUS_SECRET`).
     pub async fn start(
         url: &str,
+        secret: &[u8],
         replica: &str,
         delivery: Delivery,
         metrics: Arc<Metrics>,
@@ -100,6 +98,9 @@ impl RedisBus {
             subscriber,
             subscribed: AtomicBool::new(false),
             cluster_clients: AtomicI64::new(-1),
+            key: Key::new(secret),
+            rejections_logged_at: AtomicU64::new(0),
+            rejections_unlogged: AtomicU64::new(0),
         });
         let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
         tokio::spawn(publish_loop(shared.clone(), rx));
@@ -118,8 +119,8 @@ impl EventBus for RedisBus {
     async fn publish(&self, event: Event) {
         let envelope = Envelope::from(&event);
         self.shared.delivery.deliver(&envelope, Origin::Local).await;
-        let wire = Wire { v: WIRE_VERSION, origin: self.shared.replica.clone(), ts: now_micros(), envelope };
-        if self.outbox.try_send(wire).is_err() {
+        let message = Message { origin: self.shared.replica.clone(), ts: now_micros(), event };
+        if self.outbox.try_send(message).is_err() {
             // Redis has been unreachable for a long burst; the resync after it returns repairs
             // what the other replicas' clients missed.
             self.shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
@@ -152,6 +153,27 @@ impl EventBus for RedisBus {
 }
 
 impl Shared {
+    /// Counts every dropped message; warns at most once per interval, with how many were dropped
+    /// since the last warning. The message itself is never logged: it is untrusted input.
+    fn rejected(&self, rejection: Rejection, bytes: usize) {
+        self.metrics.bus_rejected.with_label_values(&[rejection.as_str()]).inc();
+        let unlogged = self.rejections_unlogged.fetch_add(1, Ordering::Relaxed) + 1;
+        let now_ms = now_micros() / 1000;
+        let last = self.rejections_logged_at.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) >= REJECTION_LOG_EVERY_MS
+            && self.rejections_logged_at.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            self.rejections_unlogged.fetch_sub(unlogged, Ordering::Relaxed);
+            tracing::warn!(
+                reason = rejection.as_str(),
+                bytes,
+                rejected_since_last_warning = unlogged,
+                channel = CHANNEL,
+                "dropped a bus message that is not a valid signed event (is BUS_SECRET the same on every replica?)"
+            );
+        }
+    }
+
     fn health(&self) -> BusHealth {
         if self.publisher.is_connected() && self.subscriber.is_connected() && self.subscribed.load(Ordering::Relaxed) {
             BusHealth::Up
@@ -165,18 +187,12 @@ fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64
 }
 
-async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Wire>) {
-    while let Some(wire) = outbox.recv().await {
-        let text = match serde_json::to_string(&wire) {
-            Ok(text) => text,
-            Err(err) => {
-                tracing::error!(error = %err, "could not encode an event");
-                continue;
-            }
-        };
+async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Message>) {
+    while let Some(message) = outbox.recv().await {
+        let text = wire::encode(&shared.key, &message);
         if let Err(err) = shared.publisher.publish::<i64, _, _>(CHANNEL, text).await {
             shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
-            tracing::debug!(error = %err, event = %wire.envelope.name, "publish to Redis failed");
+            tracing::debug!(error = %err, event = message.event.kind(), "publish to Redis failed");
         }
     }
 }
@@ -239,18 +255,15 @@ async fn receive_loop(shared: Arc<Shared>) {
     loop {
         match messages.recv().await {
             Ok(message) => {
-                let Some(text) = message.value.as_str() else { continue };
-                match serde_json::from_str::<Wire>(&text) {
-                    Ok(wire) if wire.origin == shared.replica => {}
-                    Ok(wire) if wire.v == WIRE_VERSION => {
-                        shared.delivery.deliver(&wire.envelope, Origin::Remote).await;
-                        shared.delivery.observe_lag(&wire.envelope.kind, UNIX_EPOCH + Duration::from_micros(wire.ts));
+                let raw = message.value.as_bytes().unwrap_or_default();
+                match wire::decode(&shared.key, raw) {
+                    Ok(message) if message.origin == shared.replica => {}
+                    Ok(message) => {
+                        let envelope = Envelope::from(&message.event);
+                        shared.delivery.deliver(&envelope, Origin::Remote).await;
+                        shared.delivery.observe_lag(&envelope.kind, UNIX_EPOCH + Duration::from_micros(message.ts));
                     }
-                    Ok(wire) => tracing::warn!(version = wire.v, "ignoring an event of an unknown wire version"),
-                    Err(err) => {
-                        shared.metrics.bus_errors.with_label_values(&["decode"]).inc();
-                        tracing::warn!(error = %err, "undecodable event on the bus");
-                    }
+                    Err(rejection) => shared.rejected(rejection, raw.len()),
                 }
             }
             Err(RecvError::Lagged(missed)) => {

@@ -21,7 +21,7 @@ use cyberhub::domain::Role;
 use cyberhub::startup::Application;
 
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef";
-pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789abcdef";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

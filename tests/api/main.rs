@@ -6,6 +6,7 @@ mod helpers;
 mod cases;
 mod concurrency;
 mod fair;
+mod first_start;
 mod hostile;
 mod http_basics;
 mod inventory;

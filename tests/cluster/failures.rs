@@ -180,6 +180,7 @@ async fn a_subscriber_cut_off_by_redis_comes_back() {
     expect_version(&on_b, &user, 0).await;
     let killed = std::process::Command::new("redis-cli")
         .args(["-p", &cluster.redis_port.to_string(), "CLIENT", "KILL", "TYPE", "pubsub"])
+        .env("REDISCLI_AUTH", crate::support::REDIS_PASSWORD)
         .output()
         .expect("redis-cli runs");
     assert!(

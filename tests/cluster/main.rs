@@ -7,4 +7,5 @@ mod support;
 
 mod delivery;
 mod failures;
+mod hostile;
 mod money;

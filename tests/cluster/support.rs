@@ -10,6 +10,11 @@ use uuid::Uuid;
 
 use crate::helpers::{postgres_admin_url, JWT_SECRET, WEBHOOK_SECRET};
 
+/// What every replica of the test cluster signs bus messages with.
+pub const BUS_SECRET: &str = "test-bus-secret-0123456789abcdef-0123";
+/// Redis runs with `requirepass`, as in compose: the replicas and the tests authenticate.
+pub const REDIS_PASSWORD: &str = "test-redis-password-0123456789";
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
@@ -39,6 +44,8 @@ pub struct Cluster {
     database_url: String,
     redis: Option<Child>,
     nginx: Option<Child>,
+    /// Servers nginx balances over besides the replicas (fake replicas some tests stand up).
+    extra_upstreams: Vec<(String, u16)>,
     pub http: reqwest::Client,
 }
 
@@ -60,6 +67,7 @@ impl Cluster {
             database,
             redis: None,
             nginx: None,
+            extra_upstreams: Vec::new(),
             dir,
             http: reqwest::Client::new(),
         };
@@ -69,6 +77,11 @@ impl Cluster {
         }
         cluster.start_nginx().await;
         cluster
+    }
+
+    /// With the password, as the replicas (and an attacker who learnt it) connect.
+    pub fn redis_url(&self) -> String {
+        format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}", self.redis_port)
     }
 
     pub fn nginx_url(&self) -> String {
@@ -86,6 +99,7 @@ impl Cluster {
     pub async fn start_redis(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--requirepass", REDIS_PASSWORD])
             .stdout(self.log("redis"))
             .stderr(self.log("redis"))
             .spawn()
@@ -112,8 +126,9 @@ impl Cluster {
             .env("REPLICA_ID", &id)
             .env("DATABASE_URL", &self.database_url)
             .env("DATABASE_MAX_CONNECTIONS", "8")
-            .env("REDIS_URL", format!("redis://127.0.0.1:{}", self.redis_port))
+            .env("REDIS_URL", self.redis_url())
             .env("JWT_SECRET", JWT_SECRET)
+            .env("BUS_SECRET", BUS_SECRET)
             .env("PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("RATE_LIMITS", "off")
             .env("LOG_FORMAT", "json")
@@ -168,6 +183,7 @@ impl Cluster {
             "local".to_string(),
         ];
         args.extend(self.replicas.iter().map(|r| format!("{}=127.0.0.1:{}", r.id, r.port)));
+        args.extend(self.extra_upstreams.iter().map(|(id, port)| format!("{id}=127.0.0.1:{port}")));
         let rendered =
             Command::new("bash").arg(repo().join("nginx/render.sh")).args(&args).output().expect("render.sh runs");
         assert!(rendered.status.success(), "render.sh: {}", String::from_utf8_lossy(&rendered.stderr));
@@ -187,6 +203,32 @@ impl Cluster {
         wait_for_port(self.nginx_port).await;
     }
 
+    /// Restarts nginx with one more server, `id` on `port`, in every upstream group beside the
+    /// replicas: a fake replica that misbehaves in a way a real one cannot on demand.
+    pub async fn restart_nginx_with(&mut self, id: &str, port: u16) {
+        self.stop_nginx();
+        self.extra_upstreams.push((id.to_string(), port));
+        self.start_nginx().await;
+    }
+
+    fn stop_nginx(&mut self) {
+        // nginx's master stops its workers on SIGTERM; a SIGKILL would orphan them, still listening.
+        if let Some(mut nginx) = self.nginx.take() {
+            let _ = Command::new("kill").args(["-TERM", &nginx.id().to_string()]).status();
+            let _ = nginx.wait();
+        }
+    }
+
+    /// The value of one series in replica `i`'s /metrics, e.g. `name{label="x"}`; 0 if absent.
+    pub async fn metric(&self, i: usize, series: &str) -> f64 {
+        let text =
+            self.http.get(format!("{}/metrics", self.replica_url(i))).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .map(|value| value.trim().parse().unwrap())
+            .unwrap_or(0.0)
+    }
+
     pub async fn health(&self, i: usize) -> serde_json::Value {
         self.http.get(format!("{}/health", self.replica_url(i))).send().await.unwrap().json().await.unwrap()
     }
@@ -198,11 +240,7 @@ impl Cluster {
     }
 
     fn kill_all(&mut self) {
-        // nginx's master stops its workers on SIGTERM; a SIGKILL would orphan them, still listening.
-        if let Some(mut nginx) = self.nginx.take() {
-            let _ = Command::new("kill").args(["-TERM", &nginx.id().to_string()]).status();
-            let _ = nginx.wait();
-        }
+        self.stop_nginx();
         for child in self.replicas.iter_mut().filter_map(|r| r.child.as_mut()).chain(self.redis.as_mut()) {
             let _ = child.kill();
             let _ = child.wait();

@@ -1,0 +1,207 @@
+//! The bytes that cross Redis, and the only door into a replica's sockets from the network.
+//!
+//! Anything that can reach Redis can publish on the channel, so a replica delivers nothing it
+//! cannot verify: every message is `v2.<hex HMAC-SHA256>.<json>`, signed with `BUS_SECRET` over
+//! `v2.` and the JSON. The receiver checks the size and the signature (constant time) before it
+//! parses a byte of the JSON, then parses into the typed `Event`, so the room and the event name
+//! are derived here from a validated user id, never taken from the message.
+//!
+//! A replayed message is harmless: events are state hints, or absolute state with a version that
+//! clients only ever move forward.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::events::Event;
+
+const PREFIX: &[u8] = b"v2.";
+const SIGNATURE_HEX: usize = 64;
+/// Our own messages are about 250 bytes; anything far larger is not ours.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// Why a message was dropped: the `reason` label of `cyberhub_bus_messages_rejected_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not in the signed format at all (an older replica, or a hand-made PUBLISH).
+    Unsigned,
+    /// Signed format, but not with our key.
+    BadSignature,
+    /// Correctly signed but not a valid event: a bug or a version skew between replicas.
+    Malformed,
+    Oversized,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 4] =
+        [Rejection::Unsigned, Rejection::BadSignature, Rejection::Malformed, Rejection::Oversized];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::Unsigned => "unsigned",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::Malformed => "malformed",
+            Rejection::Oversized => "oversized",
+        }
+    }
+}
+
+/// One event as published by a replica.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    /// The publishing replica's id: it skips its own messages (it delivered them locally).
+    pub origin: String,
+    /// Publish time on the origin, microseconds since the Unix epoch (for the lag metric).
+    pub ts: u64,
+    pub event: Event,
+}
+
+/// The HMAC key, ready to clone per message.
+#[derive(Clone)]
+pub struct Key(Hmac<Sha256>);
+
+impl Key {
+    pub fn new(secret: &[u8]) -> Key {
+        Key(Hmac::new_from_slice(secret).expect("HMAC takes a key of any length"))
+    }
+
+    fn mac(&self, json: &[u8]) -> Hmac<Sha256> {
+        let mut mac = self.0.clone();
+        mac.update(PREFIX);
+        mac.update(json);
+        mac
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(***)")
+    }
+}
+
+pub fn encode(key: &Key, message: &Message) -> String {
+    let json = serde_json::to_string(message).expect("an event always serializes");
+    let signature = hex::encode(key.mac(json.as_bytes()).finalize().into_bytes());
+    let mut text = String::with_capacity(PREFIX.len() + SIGNATURE_HEX + 1 + json.len());
+    text.push_str("v2.");
+    text.push_str(&signature);
+    text.push('.');
+    text.push_str(&json);
+    text
+}
+
+pub fn decode(key: &Key, raw: &[u8]) -> Result<Message, Rejection> {
+    if raw.len() > MAX_MESSAGE_BYTES {
+        return Err(Rejection::Oversized);
+    }
+    let rest = raw.strip_prefix(PREFIX).ok_or(Rejection::Unsigned)?;
+    if rest.len() <= SIGNATURE_HEX || rest[SIGNATURE_HEX] != b'.' {
+        return Err(Rejection::Unsigned);
+    }
+    let (signature, json) = (&rest[..SIGNATURE_HEX], &rest[SIGNATURE_HEX + 1..]);
+    let signature = hex::decode(signature).map_err(|_| Rejection::BadSignature)?;
+    key.mac(json).verify_slice(&signature).map_err(|_| Rejection::BadSignature)?;
+    let message: Message = serde_json::from_slice(json).map_err(|_| Rejection::Malformed)?;
+    if valid(&message) {
+        Ok(message)
+    } else {
+        Err(Rejection::Malformed)
+    }
+}
+
+fn valid(message: &Message) -> bool {
+    let origin = &message.origin;
+    let origin_ok = !origin.is_empty()
+        && origin.len() <= 64
+        && origin.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    let event_ok = match &message.event {
+        Event::BalanceUpdated { balance, version, .. } => *balance >= 0 && *version >= 0,
+        Event::CasesUpdated | Event::InventoryUpdated { .. } => true,
+    };
+    origin_ok && event_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn key() -> Key {
+        Key::new(b"0123456789abcdef0123456789abcdef")
+    }
+
+    fn balance() -> Message {
+        Message {
+            origin: "replica-1".into(),
+            ts: 1_700_000_000_000_000,
+            event: Event::BalanceUpdated { user_id: Uuid::new_v4(), balance: 1250, version: 3 },
+        }
+    }
+
+    /// Signs `json` as a replica with `key` would, to craft messages the encoder never makes.
+    fn signed(key: &Key, json: &str) -> Vec<u8> {
+        let signature = hex::encode(key.mac(json.as_bytes()).finalize().into_bytes());
+        format!("v2.{signature}.{json}").into_bytes()
+    }
+
+    #[test]
+    fn a_signed_message_round_trips() {
+        for event in [Event::CasesUpdated, Event::InventoryUpdated { user_id: Uuid::new_v4() }, balance().event] {
+            let message = Message { event, ..balance() };
+            let text = encode(&key(), &message);
+            assert!(text.len() < 400, "{text}");
+            assert_eq!(decode(&key(), text.as_bytes()), Ok(message));
+        }
+    }
+
+    #[test]
+    fn unsigned_messages_are_rejected() {
+        let v1 = r#"{"v":1,"origin":"x","ts":0,"kind":"balance_updated","name":"balance:updated:1","room":null,"payload":{"balance":999999,"version":999999999}}"#;
+        for raw in [v1, "", "v2.", "v2.abc", "hello", &format!("v2.{}", "0".repeat(64))] {
+            assert_eq!(decode(&key(), raw.as_bytes()), Err(Rejection::Unsigned), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_key_or_a_changed_byte_is_a_bad_signature() {
+        let text = encode(&key(), &balance());
+        assert_eq!(
+            decode(&Key::new(b"another-secret-another-secret-12"), text.as_bytes()),
+            Err(Rejection::BadSignature)
+        );
+        let tampered = text.replace("1250", "9999");
+        assert_eq!(decode(&key(), tampered.as_bytes()), Err(Rejection::BadSignature));
+        let not_hex = format!("v2.{}.{}", "z".repeat(64), &text[68..]);
+        assert_eq!(decode(&key(), not_hex.as_bytes()), Err(Rejection::BadSignature));
+        let truncated = &text.as_bytes()[..text.len() - 1];
+        assert_eq!(decode(&key(), truncated), Err(Rejection::BadSignature));
+    }
+
+    #[test]
+    fn oversized_messages_are_rejected_before_anything_else() {
+        let big = format!(r#"{{"origin":"r","ts":0,"event":{{"type":"cases_updated"}},"pad":"{}"}}"#, "x".repeat(5000));
+        assert_eq!(decode(&key(), &signed(&key(), &big)), Err(Rejection::Oversized));
+    }
+
+    #[test]
+    fn signed_but_invalid_envelopes_are_malformed() {
+        let id = Uuid::new_v4();
+        for json in [
+            "not json",
+            r#"{"origin":"r","ts":0,"event":{"type":"wallet_drained"}}"#,
+            r#"{"origin":"r","ts":0,"event":{"type":"inventory_updated","user_id":"user:1"}}"#,
+            &format!(
+                r#"{{"origin":"r","ts":0,"event":{{"type":"balance_updated","user_id":"{id}","balance":-1,"version":1}}}}"#
+            ),
+            &format!(
+                r#"{{"origin":"r","ts":0,"event":{{"type":"balance_updated","user_id":"{id}","balance":"1","version":1}}}}"#
+            ),
+            r#"{"origin":"r","ts":0,"event":{"type":"cases_updated"},"room":"user:x"}"#,
+            r#"{"origin":"a b","ts":0,"event":{"type":"cases_updated"}}"#,
+            r#"{"origin":"","ts":0,"event":{"type":"cases_updated"}}"#,
+        ] {
+            assert_eq!(decode(&key(), &signed(&key(), json)), Err(Rejection::Malformed), "{json}");
+        }
+    }
+}
