@@ -281,3 +281,131 @@ async fn socket_io_without_the_trailing_slash_is_routed_like_with_it() {
     assert!(open.to_text().unwrap().starts_with("0{"), "{open:?}");
     cluster.shutdown().await;
 }
+
+/// A TCP hop between the replicas and PostgreSQL that a test can take down and bring back, as a
+/// database restart or failover looks from a replica: live connections cut, new ones refused.
+struct DatabaseHop {
+    port: u16,
+    upstream: String,
+    accept: Option<tokio::task::JoinHandle<()>>,
+    connections: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl DatabaseHop {
+    async fn start() -> DatabaseHop {
+        let admin = crate::helpers::postgres_admin_url();
+        let host_port = admin.split_once('@').map_or(admin.as_str(), |(_, rest)| rest);
+        let upstream = host_port.split(['/', '?']).next().unwrap().to_string();
+        let mut hop =
+            DatabaseHop { port: crate::support::free_port(), upstream, accept: None, connections: Arc::default() };
+        hop.up().await;
+        hop
+    }
+
+    async fn up(&mut self) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind(([127, 0, 0, 1], self.port).into()).unwrap();
+        let listener = socket.listen(128).unwrap();
+        let (upstream, connections) = (self.upstream.clone(), self.connections.clone());
+        self.accept = Some(tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                connections.lock().unwrap().push(relay);
+            }
+        }));
+    }
+
+    /// Refuses new connections and cuts every live one.
+    fn down(&mut self) {
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+        }
+        for relay in self.connections.lock().unwrap().drain(..) {
+            relay.abort();
+        }
+    }
+}
+
+fn unavailable_total(cluster: &Cluster, i: usize) -> impl std::future::Future<Output = f64> + '_ {
+    async move {
+        let mut total = 0.0;
+        for cause in ["pool_timeout", "statement_timeout", "lock_timeout", "connection", "conflict"] {
+            total += cluster.metric(i, &format!("cyberhub_db_unavailable_total{{cause=\"{cause}\"}}")).await;
+        }
+        total
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_or_restarting_database_is_a_prompt_503_never_a_hang_or_a_500() {
+    let mut cluster = Cluster::start(2).await;
+    let mut hop = DatabaseHop::start().await;
+    cluster.route_database_through(hop.port);
+    for i in 0..2 {
+        cluster.stop_replica(i).await;
+        cluster.start_replica(i).await;
+    }
+    let api = Api::new(&cluster.nginx_url());
+    let player = api.known_user().await;
+    api.fund(&player, 10.0).await;
+    let credit = json!({ "userId": player.id, "amount": 5 });
+
+    // A locked ledger: the lock timeout (2 s) answers, not the client's patience.
+    let mut locker = {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(&cluster.database_url()).await.unwrap()
+    };
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE").execute(&mut locker).await.unwrap();
+    let started = std::time::Instant::now();
+    let stalled = api.admin_post("/api/admin/balance/add", credit.clone()).await;
+    let took = started.elapsed();
+    stalled.expect_error(503, "unavailable");
+    assert!(stalled.headers.contains_key("retry-after"));
+    eprintln!("admin credit against a locked ledger, through nginx: 503 after {took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+
+    // The database goes away: live connections cut, new ones refused.
+    hop.down();
+    let started = std::time::Instant::now();
+    for n in 0..6 {
+        let response = if n % 2 == 0 {
+            api.get("/api/me", Some(&player.token)).await
+        } else {
+            api.admin_post("/api/admin/balance/add", credit.clone()).await
+        };
+        response.expect_error(503, "unavailable");
+        assert!(response.headers.contains_key("retry-after"));
+    }
+    let per_request = started.elapsed() / 6;
+    eprintln!("database down: 6 requests, each 503 in {per_request:?} on average");
+    assert!(per_request < Duration::from_secs(15), "{per_request:?}");
+    let ready = cluster.http.get(format!("{}/ready", cluster.replica_url(0))).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "/ready tells the balancer");
+    assert!(unavailable_total(&cluster, 0).await + unavailable_total(&cluster, 1).await >= 6.0);
+
+    // It comes back: service resumes without restarting anything, and nothing was half-done.
+    hop.up().await;
+    let started = std::time::Instant::now();
+    loop {
+        let me = api.get("/api/me", Some(&player.token)).await;
+        if me.status == 200 {
+            break;
+        }
+        me.expect_error(503, "unavailable");
+        assert!(started.elapsed() < Duration::from_secs(20), "still 503 20 s after the database came back");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(api.balance(&player).await.0, 10.0, "no refused credit landed");
+    api.admin_post("/api/admin/balance/add", credit).await.expect(200);
+    assert_eq!(api.balance(&player).await.0, 15.0);
+    hop.down();
+    cluster.shutdown().await;
+}

@@ -88,6 +88,21 @@ impl Cluster {
         format!("http://127.0.0.1:{}", self.nginx_port)
     }
 
+    /// The cluster's database, reached directly (not through any proxy a test put in between).
+    pub fn database_url(&self) -> String {
+        let admin = postgres_admin_url();
+        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin).to_string();
+        format!("{base}/{}", self.database)
+    }
+
+    /// Replicas started from now on reach PostgreSQL at `127.0.0.1:port` instead (a test's proxy).
+    pub fn route_database_through(&mut self, port: u16) {
+        let direct = self.database_url();
+        let (scheme_and_auth, rest) = direct.split_once('@').expect("a database URL with a host");
+        let path = rest.split_once('/').map(|(_, p)| p).unwrap_or_default();
+        self.database_url = format!("{scheme_and_auth}@127.0.0.1:{port}/{path}");
+    }
+
     pub fn replica_url(&self, i: usize) -> String {
         self.replicas[i].url()
     }
