@@ -332,14 +332,12 @@ impl DatabaseHop {
     }
 }
 
-fn unavailable_total(cluster: &Cluster, i: usize) -> impl std::future::Future<Output = f64> + '_ {
-    async move {
-        let mut total = 0.0;
-        for cause in ["pool_timeout", "statement_timeout", "lock_timeout", "connection", "conflict"] {
-            total += cluster.metric(i, &format!("cyberhub_db_unavailable_total{{cause=\"{cause}\"}}")).await;
-        }
-        total
+async fn unavailable_total(cluster: &Cluster, i: usize) -> f64 {
+    let mut total = 0.0;
+    for cause in ["pool_timeout", "statement_timeout", "lock_timeout", "connection", "conflict"] {
+        total += cluster.metric(i, &format!("cyberhub_db_unavailable_total{{cause=\"{cause}\"}}")).await;
     }
+    total
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
