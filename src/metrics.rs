@@ -24,6 +24,7 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub http_in_flight: IntGauge,
     pub http_timeouts: IntCounter,
+    pub ready_pings: IntCounter,
     pub db_unavailable: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub case_opens: IntCounterVec,
@@ -174,6 +175,15 @@ impl Metrics {
                 let c = IntCounter::new(
                     "cyberhub_http_request_timeouts_total",
                     "API requests cut off at REQUEST_TIMEOUT and answered 503",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
+            ready_pings: {
+                let c = IntCounter::new(
+                    "cyberhub_ready_database_pings_total",
+                    "Database pings made to answer /ready (at most one a second, however often it is called)",
                 )
                 .expect("valid metric");
                 registry.register(Box::new(c.clone())).expect("unique metric");

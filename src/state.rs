@@ -96,6 +96,7 @@ impl AppState {
                 return up;
             }
         }
+        self.metrics.ready_pings.inc();
         let up = self.store.ping().await.is_ok();
         *probe = Some((Instant::now(), up));
         up

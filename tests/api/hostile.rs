@@ -439,33 +439,27 @@ async fn the_request_deadline_answers_503_when_anything_else_stalls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_cannot_be_used_to_hammer_the_database() {
     let app = spawn_app(Backend::Postgres).await;
-    let url = app.postgres_url().unwrap();
-    let name = url.rsplit('/').next().unwrap().to_string();
-    let mut admin = sqlx_connect(&postgres_admin_url()).await;
-    let before = committed_transactions(&mut admin, &name).await;
+    let pings = || metric(&app, "cyberhub_ready_database_pings_total", &[]);
+    let before = pings().await;
     let started = Instant::now();
-    let probes = (0..500).map(|_| app.http.get(app.url("/ready")).send());
-    let statuses = futures::future::join_all(probes).await;
+    let mut answered = 0;
+    // Two rounds of 250 at once, a little over a second apart.
+    for round in 0..2 {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        let probes = (0..250).map(|_| app.http.get(app.url("/ready")).send());
+        for response in futures::future::join_all(probes).await {
+            assert_eq!(response.unwrap().status(), 200);
+            answered += 1;
+        }
+    }
     let elapsed = started.elapsed();
-    assert!(statuses.iter().all(|r| r.as_ref().unwrap().status() == 200));
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let after = committed_transactions(&mut admin, &name).await;
-    // One ping per second at most (the app's pool sessions may commit a few of their own).
-    let allowed = elapsed.as_secs() as i64 + 1 + 5;
-    eprintln!("500 /ready in {elapsed:?}: {} database transactions", after - before);
-    assert!(after - before <= allowed, "500 /ready cost {} transactions", after - before);
+    let made = pings().await - before;
+    eprintln!("{answered} /ready answered in {elapsed:?} with {made} database pings");
+    assert!(made >= 1.0, "/ready must still ask the database");
+    assert!(made <= elapsed.as_secs_f64().ceil() + 1.0, "{made} pings for {answered} probes");
     app.cleanup().await;
-}
-
-/// Transactions committed in database `name`, as PostgreSQL's statistics count them.
-async fn committed_transactions(admin: &mut sqlx::PgConnection, name: &str) -> i64 {
-    // Statistics are flushed lazily; force them out so the counter is current (PostgreSQL 15+).
-    let _ = sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *admin).await;
-    sqlx::query_scalar::<_, i64>("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
-        .bind(name)
-        .fetch_one(&mut *admin)
-        .await
-        .unwrap()
 }
 
 async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
