@@ -18,6 +18,7 @@ use crate::auth::Identity;
 use crate::client_ip;
 use crate::events::{user_room, Envelope, Event};
 use crate::metrics::Metrics;
+use crate::sessions::{self, Expiry};
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -110,9 +111,10 @@ struct Handshake {
     token: Option<String>,
 }
 
-/// The socket's verified identity, `None` for an anonymous socket.
+/// The socket's verified identity, `None` for an anonymous socket. `auth:refresh` replaces it
+/// (same user, new role and expiry).
 #[derive(Clone, Copy, Debug)]
-struct Session(Option<Identity>);
+pub struct Session(pub Option<Identity>);
 
 #[derive(Debug, thiserror::Error)]
 enum ConnectRefused {
@@ -132,6 +134,12 @@ enum ConnectRefused {
 struct IdentifyRequest {
     #[serde(rename = "userId")]
     user_id: Option<String>,
+}
+
+/// `auth:refresh`'s only argument: `{ token }`.
+#[derive(Debug, Deserialize)]
+struct RefreshRequest {
+    token: Option<String>,
 }
 
 pub fn register(io: &SocketIo, state: AppState) {
@@ -200,6 +208,12 @@ async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) 
             let _ = ack.send(&identify(&socket, identity, body.ok()));
         },
     );
+    socket.on("auth:refresh", move |socket: SocketRef, TryData(body): TryData<RefreshRequest>, ack: AckSender| {
+        let state = state.clone();
+        async move {
+            let _ = ack.send(&refresh(&socket, &state, body.ok()));
+        }
+    });
     if let Some(identity) = identity {
         socket.join(user_room(identity.user_id));
     }
@@ -216,13 +230,24 @@ async fn on_connect(socket: SocketRef, state: AppState) {
     // disconnect handler registered here is never called).
     let counted = Arc::new(AtomicBool::new(true));
     let (metrics, still_counted) = (state.metrics.clone(), counted.clone());
+    // Before the disconnect handler, so that handler always finds (and stops) the timer.
+    if let Some(identity) = session.0 {
+        sessions::watch_expiry(
+            &socket,
+            identity.expires_at,
+            state.config.sessions.token_expiry_grace,
+            state.metrics.clone(),
+        );
+    }
     socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| async move {
         socket.extensions.remove::<SocketSlot>();
+        socket.extensions.remove::<Expiry>();
         if still_counted.swap(false, Ordering::SeqCst) {
             metrics.client_disconnected(authenticated, disconnect_label(reason));
         }
     });
     if !socket.connected() && counted.swap(false, Ordering::SeqCst) {
+        socket.extensions.remove::<Expiry>();
         state.metrics.client_disconnected(authenticated, "before_connect_handler");
         return;
     }
@@ -241,6 +266,39 @@ fn identify(socket: &SocketRef, identity: Option<Identity>, body: Option<Identif
         }
         _ => json!({ "ok": false, "error": "forbidden" }),
     }
+}
+
+/// `auth:refresh { token }`: a valid token for the socket's own user replaces its identity (a new
+/// role takes effect) and moves its expiry deadline, with no reconnect. Anything else leaves the
+/// socket as it was. An anonymous socket cannot become authenticated in band: it must reconnect
+/// with `auth: { token }` (it has no room, no snapshot and no per-user cap yet).
+fn refresh(socket: &SocketRef, state: &AppState, body: Option<RefreshRequest>) -> Value {
+    let (outcome, answer) = match refreshed_identity(socket, state, body) {
+        Ok(identity) => {
+            socket.extensions.insert(Session(Some(identity)));
+            if let Some(expiry) = socket.extensions.get::<Expiry>() {
+                expiry.extend(identity.expires_at);
+            }
+            ("ok", json!({ "ok": true, "exp": identity.expires_at }))
+        }
+        Err(error) => (error, json!({ "ok": false, "error": error })),
+    };
+    state.metrics.token_refreshes.with_label_values(&[outcome]).inc();
+    answer
+}
+
+fn refreshed_identity(
+    socket: &SocketRef,
+    state: &AppState,
+    body: Option<RefreshRequest>,
+) -> Result<Identity, &'static str> {
+    let Some(Session(Some(current))) = socket.extensions.get::<Session>() else { return Err("forbidden") };
+    let token = body.and_then(|b| b.token).filter(|t| !t.trim().is_empty()).ok_or("unauthorized")?;
+    let identity = state.jwt.verify(token.trim()).map_err(|_| "unauthorized")?;
+    if identity.user_id != current.user_id {
+        return Err("forbidden");
+    }
+    Ok(identity)
 }
 
 /// The current balance, pushed on connect so a client that missed events while away is brought

@@ -212,6 +212,21 @@ impl Api {
         self.keys.issue(user_id, role, Duration::from_secs(3600))
     }
 
+    /// A token that expires `ttl` (whole seconds) from now.
+    pub fn token_with_ttl(&self, user_id: Uuid, role: Role, ttl: Duration) -> String {
+        self.keys.issue(user_id, role, ttl)
+    }
+
+    /// The sum of a metric's samples on this server whose line contains every one of `labels`.
+    pub async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        let text = self.http.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+            .filter(|line| labels.iter().all(|label| line.contains(label)))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// A user with a valid token who has not been seen by the server yet.
     pub fn new_user(&self) -> TestUser {
         let id = Uuid::new_v4();
@@ -367,6 +382,7 @@ impl TestSocket {
         let (tx, rx) = mpsc::unbounded_channel::<(String, Value)>();
         let (status_tx, mut status_rx) = mpsc::unbounded_channel::<Result<(), String>>();
         let any_tx = tx.clone();
+        let close_tx = tx.clone();
         let connected = status_tx.clone();
         let mut builder = ClientBuilder::new(base)
             .namespace("/")
@@ -390,6 +406,11 @@ impl TestSocket {
                     let _ = tx.send((name, value));
                 }
                 .boxed()
+            })
+            // The server's namespace disconnect, recorded as an event named "disconnect".
+            .on(SocketEvent::Close, move |_, _| {
+                let _ = close_tx.send(("disconnect".to_string(), Value::Null));
+                async {}.boxed()
             })
             .on(SocketEvent::Connect, move |_, _| {
                 let _ = connected.send(Ok(()));

@@ -15,14 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;
 
-/// The sum of a metric's samples whose line contains every one of `labels`.
 async fn metric(api: &Api, name: &str, labels: &[&str]) -> f64 {
-    let text = api.http.get(api.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
-        .filter(|line| labels.iter().all(|label| line.contains(label)))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    api.metric(name, labels).await
 }
 
 async fn series(api: &Api) -> std::collections::BTreeSet<String> {

@@ -10,6 +10,7 @@ mod hostile;
 mod http_basics;
 mod inventory;
 mod js_client;
+mod live_sessions;
 mod money;
 mod paging;
 mod rate_limits;

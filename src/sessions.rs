@@ -1,0 +1,81 @@
+//! How a live socket ends without the client asking: its token expired (unless refreshed in band
+//! with `auth:refresh`), or the replica drains for shutdown. Either way the client first gets
+//! `session:ended { reason }`, then the namespace disconnect.
+
+use serde_json::json;
+use socketioxide::extract::SocketRef;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+
+pub const SESSION_ENDED: &str = "session:ended";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    TokenExpired,
+    Draining,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::TokenExpired => "token_expired",
+            EndReason::Draining => "draining",
+        }
+    }
+}
+
+/// Sends `session:ended` and disconnects the socket. The two packets go through the socket's
+/// queue in order, so the client reads the reason before the disconnect.
+pub fn end(socket: &SocketRef, reason: EndReason, metrics: &Metrics) {
+    if !socket.connected() {
+        return;
+    }
+    metrics.sessions_ended.with_label_values(&[reason.as_str()]).inc();
+    tracing::debug!(sid = %socket.id, reason = reason.as_str(), "ending session");
+    let _ = socket.emit(SESSION_ENDED, &json!({ "reason": reason.as_str() }));
+    let _ = socket.clone().disconnect();
+}
+
+/// The socket's token deadline: the `exp` (Unix seconds) of its current token. Held in the
+/// socket's extensions; removing it (on disconnect) ends the socket's expiry task.
+#[derive(Clone)]
+pub struct Expiry(watch::Sender<u64>);
+
+impl Expiry {
+    /// Moves the deadline to a refreshed token's `exp`.
+    pub fn extend(&self, expires_at: u64) {
+        self.0.send_replace(expires_at);
+    }
+}
+
+/// Starts the socket's expiry timer: one sleeping task per authenticated socket, which ends when
+/// the socket's `Expiry` is dropped (the disconnect handler removes it) or when it fires.
+pub fn watch_expiry(socket: &SocketRef, expires_at: u64, grace: Duration, metrics: Arc<Metrics>) {
+    let (sender, mut deadline) = watch::channel(expires_at);
+    socket.extensions.insert(Expiry(sender));
+    let socket = socket.clone();
+    tokio::spawn(async move {
+        loop {
+            let at = instant_of(*deadline.borrow_and_update()) + grace;
+            tokio::select! {
+                () = tokio::time::sleep_until(at) => {
+                    end(&socket, EndReason::TokenExpired, &metrics);
+                    return;
+                }
+                changed = deadline.changed() => if changed.is_err() {
+                    return;
+                },
+            }
+        }
+    });
+}
+
+/// The monotonic instant of a Unix time in seconds (now, if it has passed).
+fn instant_of(unix_secs: u64) -> Instant {
+    let at = UNIX_EPOCH + Duration::from_secs(unix_secs);
+    Instant::now() + at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+}

@@ -1,0 +1,124 @@
+//! Live sessions (issue 11, the socket-local part): a socket ends at its token's exp + grace,
+//! `auth:refresh` moves that deadline in band, a slow consumer is cut and counted, and a drain
+//! spreads its closes over DRAIN_WINDOW.
+
+use serde_json::json;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cyberhub::auth::JwtKeys;
+use cyberhub::domain::Role;
+
+use crate::helpers::*;
+
+const GRACE: &[(&str, &str)] = &[("TOKEN_EXPIRY_GRACE", "1s")];
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// A user known to the server whose token expires `ttl` from now, and that token's `exp`.
+async fn short_lived_user(app: &TestApp, ttl: u64) -> (TestUser, u64) {
+    let user = app.known_user().await;
+    let exp = unix_now() as u64 + ttl;
+    let token = app.token_with_ttl(user.id, Role::User, Duration::from_secs(ttl));
+    (TestUser { id: user.id, token }, exp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_is_ended_at_its_tokens_exp_plus_grace() {
+    let app = spawn_app_with(Backend::Sqlite, GRACE).await;
+    let anonymous = app.socket(None).await;
+    let (user, exp) = short_lived_user(&app, 2).await;
+    let socket = app.socket(Some(&user.token)).await;
+    socket.expect(&format!("balance:updated:{}", user.id)).await;
+
+    let ended = socket.expect("session:ended").await;
+    let at = unix_now();
+    assert_eq!(ended, json!({ "reason": "token_expired" }));
+    let deadline = (exp + 1) as f64;
+    assert!(at >= deadline - 0.05, "ended {:.3} s before exp + grace", deadline - at);
+    assert!(at < deadline + 1.0, "ended {:.3} s after exp + grace", at - deadline);
+    socket.expect("disconnect").await;
+
+    // Gone from the server, and nothing more reaches it; the anonymous socket is untouched.
+    app.fund(&user, 1.0).await;
+    socket.expect_none(&format!("balance:updated:{}", user.id), Duration::from_millis(300)).await;
+    anonymous.expect_none("session:ended", Duration::from_millis(100)).await;
+    assert_eq!(app.metric("cyberhub_socket_sessions_ended_total", &["token_expired"]).await, 1.0);
+    assert_eq!(app.metric("cyberhub_connected_clients", &[]).await, 1.0);
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_keeps_the_socket_and_its_events_past_the_old_deadline() {
+    let app = spawn_app_with(Backend::Sqlite, GRACE).await;
+    let (user, exp) = short_lived_user(&app, 2).await;
+    let socket = app.socket(Some(&user.token)).await;
+    let balance_event = format!("balance:updated:{}", user.id);
+    socket.expect(&balance_event).await;
+
+    // A later token of the same player, with a new role: accepted in band.
+    let fresh = app.token_with_ttl(user.id, Role::Admin, Duration::from_secs(600));
+    let ack = socket.emit_with_ack("auth:refresh", json!({ "token": fresh })).await;
+    assert_eq!(ack["ok"], json!(true), "ack: {ack}");
+    let new_exp = ack["exp"].as_u64().expect("exp in the ack");
+    assert!(new_exp >= exp + 590, "exp moved: {ack}");
+
+    // Past the old exp + grace, the socket is still there and still gets its events.
+    let wait = (exp + 1) as f64 - unix_now() + 0.7;
+    tokio::time::sleep(Duration::from_secs_f64(wait.max(0.0))).await;
+    app.fund(&user, 2.5).await;
+    let event = socket.expect(&balance_event).await;
+    assert_eq!(event["balance"], json!(2.5));
+    let received: Vec<String> = socket.drain().await.into_iter().map(|(name, _)| name).collect();
+    assert!(!received.iter().any(|n| n == "session:ended" || n == "disconnect"), "received {received:?}");
+    assert_eq!(app.metric("cyberhub_socket_sessions_ended_total", &[]).await, 0.0);
+    assert_eq!(app.metric("cyberhub_socket_token_refreshes_total", &["\"ok\""]).await, 1.0);
+    socket.close().await;
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_leaks_nothing_and_keeps_the_old_deadline() {
+    let app = spawn_app_with(Backend::Sqlite, GRACE).await;
+    let (alice, exp) = short_lived_user(&app, 3).await;
+    let bob = app.known_user().await;
+    let socket = app.socket(Some(&alice.token)).await;
+    socket.expect(&format!("balance:updated:{}", alice.id)).await;
+
+    let forged = JwtKeys::new("another-secret-0123456789").issue(alice.id, Role::Admin, Duration::from_secs(600));
+    let refusals = [
+        (json!({ "token": bob.token }), "forbidden"),
+        (json!({ "token": forged }), "unauthorized"),
+        (json!({ "token": "not.a.token" }), "unauthorized"),
+        (json!({ "token": "" }), "unauthorized"),
+        (json!({}), "unauthorized"),
+        (json!("just a string"), "unauthorized"),
+    ];
+    for (payload, error) in refusals {
+        let ack = socket.emit_with_ack("auth:refresh", payload.clone()).await;
+        assert_eq!(ack, json!({ "ok": false, "error": error }), "payload {payload}");
+    }
+
+    // Still Alice: Bob's events do not reach the socket, Alice's do.
+    app.fund(&bob, 1.0).await;
+    app.fund(&alice, 3.0).await;
+    socket.expect(&format!("balance:updated:{}", alice.id)).await;
+    let received: Vec<String> = socket.drain().await.into_iter().map(|(name, _)| name).collect();
+    assert!(!received.iter().any(|n| n.contains(&bob.id.to_string())), "leaked: {received:?}");
+
+    // An anonymous socket cannot log in in band.
+    let anonymous = app.socket(None).await;
+    let ack = anonymous.emit_with_ack("auth:refresh", json!({ "token": bob.token })).await;
+    assert_eq!(ack, json!({ "ok": false, "error": "forbidden" }));
+    app.fund(&bob, 1.0).await;
+    anonymous.expect_none(&format!("balance:updated:{}", bob.id), Duration::from_millis(300)).await;
+
+    // And the old deadline still holds.
+    assert_eq!(socket.expect("session:ended").await, json!({ "reason": "token_expired" }));
+    assert!(unix_now() >= (exp + 1) as f64 - 0.05);
+    assert_eq!(app.metric("cyberhub_socket_token_refreshes_total", &["forbidden"]).await, 2.0);
+    assert_eq!(app.metric("cyberhub_socket_token_refreshes_total", &["unauthorized"]).await, 5.0);
+    anonymous.close().await;
+    app.cleanup().await;
+}
