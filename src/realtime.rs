@@ -7,6 +7,7 @@ use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use socketioxide::SocketIo;
+use socketioxide::{SendError, SocketError};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use crate::auth::Identity;
 use crate::client_ip;
 use crate::events::{user_room, Envelope, Event};
 use crate::metrics::Metrics;
-use crate::sessions::{self, Expiry};
+use crate::sessions::{self, Expiry, SlowConsumer};
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -61,17 +62,24 @@ impl Delivery {
         // `io.of` rather than `io.to`: once shutdown has closed the namespace, requests still
         // finishing must not panic on an emit; their events still reach the other replicas.
         let Some(namespace) = self.io.of("/") else { return };
-        let operators = match &envelope.room {
-            None => namespace.broadcast(),
-            Some(room) => namespace.to(room.clone()),
+        let targets = match &envelope.room {
+            None => namespace.sockets(),
+            Some(room) => namespace.to(room.clone()).sockets(),
         };
-        let sent = match &envelope.payload {
-            Some(payload) => operators.emit(&envelope.name, payload).await,
-            // An empty tuple spreads into no arguments: `42["cases:updated"]`, as the old backend sent.
-            None => operators.emit(&envelope.name, &NO_ARGUMENTS).await,
-        };
-        if let Err(err) = sent {
-            tracing::debug!(event = %envelope.name, error = %err, "some sockets missed an event");
+        // One emit per socket rather than a broadcast: a broadcast's error does not say which
+        // socket's queue was full, and that socket must be cut, not silently skipped.
+        for socket in targets {
+            if socket.extensions.get::<SlowConsumer>().is_some() {
+                continue;
+            }
+            let sent = match &envelope.payload {
+                Some(payload) => socket.emit(&envelope.name, payload),
+                // An empty tuple spreads into no arguments: `42["cases:updated"]`, as the old backend sent.
+                None => socket.emit(&envelope.name, &NO_ARGUMENTS),
+            };
+            if let Err(SendError::Socket(SocketError::InternalChannelFull)) = sent {
+                sessions::cut_slow_consumer(socket, &self.metrics);
+            }
         }
         self.metrics.events_delivered.with_label_values(&[&envelope.kind, origin.label()]).inc();
     }
@@ -308,7 +316,9 @@ pub async fn send_balance_snapshot(socket: &SocketRef, user_id: Uuid, state: &Ap
         Ok(Some(account)) => {
             let event = Event::balance(user_id, account);
             if let Some(payload) = event.payload() {
-                let _ = socket.emit(event.name(), &payload);
+                if let Err(SendError::Socket(SocketError::InternalChannelFull)) = socket.emit(event.name(), &payload) {
+                    sessions::cut_slow_consumer(socket.clone(), &state.metrics);
+                }
             }
         }
         Ok(None) => {}

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 use socketioxide::extract::SocketRef;
+use socketioxide::{SendError, SocketError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -36,8 +37,46 @@ pub fn end(socket: &SocketRef, reason: EndReason, metrics: &Metrics) {
     }
     metrics.sessions_ended.with_label_values(&[reason.as_str()]).inc();
     tracing::debug!(sid = %socket.id, reason = reason.as_str(), "ending session");
-    let _ = socket.emit(SESSION_ENDED, &json!({ "reason": reason.as_str() }));
-    let _ = socket.clone().disconnect();
+    let sent = socket.emit(SESSION_ENDED, &json!({ "reason": reason.as_str() }));
+    if let Err(SendError::Socket(SocketError::InternalChannelFull)) = sent {
+        cut_slow_consumer(socket.clone(), metrics);
+    } else if let Err(SocketError::InternalChannelFull) = socket.clone().disconnect() {
+        cut_slow_consumer(socket.clone(), metrics);
+    }
+}
+
+/// Marks a socket cut for being a slow consumer: it gets no more events.
+#[derive(Clone, Copy, Debug)]
+pub struct SlowConsumer;
+
+/// How often a cut socket's disconnect is retried while its queue is still full.
+const CUT_RETRY: Duration = Duration::from_millis(100);
+
+/// A socket whose send queue (`SOCKET_SEND_QUEUE` packets) is full is cut: counted, taken out
+/// of every room and skipped by every later delivery, then disconnected; it reconnects and gets
+/// the balance snapshot. The disconnect packet itself needs a free slot in that queue, so while it
+/// is full the disconnect is retried; a client that reads nothing at all is closed by the next
+/// heartbeat at the latest (the ping does not fit either).
+pub fn cut_slow_consumer(socket: SocketRef, metrics: &Metrics) {
+    if socket.extensions.get::<SlowConsumer>().is_some() {
+        return;
+    }
+    socket.extensions.insert(SlowConsumer);
+    metrics.slow_consumers.inc();
+    tracing::warn!(sid = %socket.id, transport = ?socket.transport_type(), "slow consumer: send queue full, disconnecting");
+    socket.leave_all();
+    if socket.clone().disconnect().is_ok() {
+        return;
+    }
+    tokio::spawn(async move {
+        // Bounded: the heartbeat (25 s + 20 s) closes a socket that never drains well before this.
+        for _ in 0..600 {
+            tokio::time::sleep(CUT_RETRY).await;
+            if !socket.connected() || socket.clone().disconnect().is_ok() {
+                return;
+            }
+        }
+    });
 }
 
 /// The socket's token deadline: the `exp` (Unix seconds) of its current token. Held in the

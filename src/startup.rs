@@ -50,6 +50,8 @@ impl Application {
             // Clients send only tiny frames; tungstenite grows the buffer for a larger one. The
             // 4 KB default was ~3 KB of every idle socket.
             .ws_read_buffer_size(1024)
+            // Packets queued for one socket; a socket whose queue is full is cut as a slow consumer.
+            .max_buffer_size(config.sockets.send_queue)
             // A session that never connects to a namespace is closed instead of held.
             .connect_timeout(Duration::from_secs(5))
             // No client event takes binary attachments; a packet announcing one is a parse error

@@ -55,6 +55,9 @@ pub struct Api {
 
 pub struct TestApp {
     api: Api,
+    /// The running application's state, for tests that drive it from inside (event floods).
+    #[allow(dead_code)]
+    pub state: cyberhub::state::AppState,
     database: Option<String>,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
     server: Mutex<Option<tokio::task::JoinHandle<anyhow::Result<()>>>>,
@@ -137,11 +140,12 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
     let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config is valid");
     let app = Application::build(config).await.expect("application starts");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
-    TestApp { api: Api::new(&base), database, shutdown: Mutex::new(Some(tx)), server: Mutex::new(Some(server)) }
+    TestApp { api: Api::new(&base), state, database, shutdown: Mutex::new(Some(tx)), server: Mutex::new(Some(server)) }
 }
 
 /// `admin_url` with its database name replaced by `name`.

@@ -122,3 +122,105 @@ async fn a_refused_refresh_leaks_nothing_and_keeps_the_old_deadline() {
     anonymous.close().await;
     app.cleanup().await;
 }
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A raw websocket Socket.IO client connected as `token`, on a TCP socket with a 4 KB receive
+/// buffer, that reads nothing after its connect and snapshot unless asked.
+async fn non_reading_socket(app: &TestApp, token: &str) -> Ws {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let stream = tcp.connect(addr).await.unwrap();
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.expect("websocket upgrade");
+    let open = ws.next().await.unwrap().unwrap();
+    assert!(open.to_text().unwrap().starts_with('0'), "engine.io open: {open:?}");
+    ws.send(Message::text(format!("40{}", json!({ "token": token })))).await.unwrap();
+    loop {
+        let packet = ws.next().await.unwrap().unwrap();
+        match packet.to_text().unwrap() {
+            // The first heartbeat comes at once; answered, as a client must.
+            "2" => ws.send(Message::text("3")).await.unwrap(),
+            connected => {
+                assert!(connected.starts_with("40"), "namespace connect: {connected:?}");
+                return ws;
+            }
+        }
+    }
+}
+
+/// Reads what the server queued until its namespace disconnect (`41`), a close or EOF; true if
+/// one came within 10 s.
+async fn read_until_disconnected(ws: &mut Ws) -> bool {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return false,
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return true,
+            Ok(Some(Ok(Message::Text(text)))) if text.as_str() == "41" => return true,
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_cut_and_counted_and_others_keep_their_events() {
+    use cyberhub::events::Event;
+    let app = spawn_app_with(Backend::Sqlite, &[("SOCKET_SEND_QUEUE", "16")]).await;
+    let slow_user = app.known_user().await;
+    let other = app.known_user().await;
+    let mut slow = non_reading_socket(&app, &slow_user.token).await;
+    let healthy = app.socket(Some(&other.token)).await;
+    healthy.expect(&format!("balance:updated:{}", other.id)).await;
+    assert_eq!(app.metric("cyberhub_connected_clients", &[]).await, 2.0);
+
+    // The same stream of events to both players, paced so a reading client keeps up, until the
+    // slow player's TCP buffers and then its 16-packet queue are full.
+    let mut sent = 0i64;
+    while app.state.metrics.slow_consumers.get() == 0 {
+        assert!(sent < 400_000, "no slow consumer after {sent} events");
+        sent += 1;
+        for user in [&slow_user, &other] {
+            app.state.publish([Event::BalanceUpdated { user_id: user.id, balance: sent, version: sent }]).await;
+        }
+        if sent % 8 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    println!("slow consumer cut after {sent} events");
+    assert!(sent > 100, "cut after only {sent} events: the TCP buffers were not even full");
+    // Cut once, however many more events come for it.
+    for i in 0..1000 {
+        app.state.publish([Event::BalanceUpdated { user_id: slow_user.id, balance: i, version: sent + i }]).await;
+    }
+    assert_eq!(app.metric("cyberhub_socket_slow_consumers_total", &[]).await, 1.0);
+
+    // Once it reads, what was queued ends with the disconnect, and the server lets it go.
+    assert!(read_until_disconnected(&mut slow).await, "the slow consumer was not disconnected");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while app.metric("cyberhub_connected_clients", &[]).await != 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the slow socket is still counted as connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The other player's socket, which read the same stream, is untouched and still gets its events.
+    app.fund(&other, 1.5).await;
+    let other_event = format!("balance:updated:{}", other.id);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while healthy.expect(&other_event).await["balance"] != json!(1.5) {
+        assert!(tokio::time::Instant::now() < deadline, "the funded balance did not arrive");
+    }
+    assert_eq!(app.metric("cyberhub_socket_slow_consumers_total", &[]).await, 1.0);
+
+    // It reconnects and gets the true balance snapshot.
+    let back = app.socket(Some(&slow_user.token)).await;
+    assert_eq!(back.expect(&format!("balance:updated:{}", slow_user.id)).await["balance"], json!(0.0));
+    healthy.close().await;
+    back.close().await;
+    app.cleanup().await;
+}
