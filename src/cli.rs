@@ -89,7 +89,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 eprintln!("No JWT_SECRET set: signing with a secret generated once and kept in the database.");
                 eprintln!("Admin token (valid 24 h), for trying the API:\n\n  {token}\n");
             }
-            app.run_until(startup::shutdown_signal()).await?;
+            let (shutdown, hurry) = startup::shutdown_signals();
+            app.run_until_with(shutdown, hurry).await?;
         }
         Command::Migrate => {
             let store = store::connect(

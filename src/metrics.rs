@@ -265,7 +265,7 @@ impl Metrics {
         for outcome in ["ok", "unauthorized", "forbidden"] {
             self.token_refreshes.with_label_values(&[outcome]);
         }
-        for outcome in ["accepted", "rate_limited"] {
+        for outcome in ["accepted", "rate_limited", "draining"] {
             self.handshakes.with_label_values(&[outcome]);
         }
         for cause in crate::store::UnavailableCause::ALL {

@@ -118,3 +118,19 @@ fn instant_of(unix_secs: u64) -> Instant {
     let at = UNIX_EPOCH + Duration::from_secs(unix_secs);
     Instant::now() + at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
 }
+
+/// Ends every socket of this replica with `session:ended { reason: "draining" }`, spread evenly
+/// over `window` so their clients do not all reconnect to the other replicas in the same instant.
+/// A zero window ends them all at once.
+pub async fn drain(io: &socketioxide::SocketIo, window: Duration, metrics: &Metrics) {
+    let sockets = io.sockets();
+    let count = sockets.len();
+    tracing::info!(sockets = count, window_ms = window.as_millis() as u64, "draining sockets");
+    let start = Instant::now();
+    for (i, socket) in sockets.into_iter().enumerate() {
+        if !window.is_zero() {
+            tokio::time::sleep_until(start + window.mul_f64(i as f64 / count as f64)).await;
+        }
+        end(&socket, EndReason::Draining, metrics);
+    }
+}

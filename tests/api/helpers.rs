@@ -129,6 +129,8 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
         ("RATE_LIMITS", "off"),
         ("REPLICA_ID", "test"),
         ("DATABASE_MAX_CONNECTIONS", "10"),
+        // Test apps stop at once; the drain tests set their own window.
+        ("DRAIN_WINDOW", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

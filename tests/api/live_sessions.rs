@@ -171,7 +171,7 @@ async fn read_until_disconnected(ws: &mut Ws) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_cut_and_counted_and_others_keep_their_events() {
     use cyberhub::events::Event;
-    let app = spawn_app_with(Backend::Sqlite, &[("SOCKET_SEND_QUEUE", "16")]).await;
+    let app = spawn_app_with(Backend::Sqlite, &[("SOCKET_SEND_QUEUE", "32")]).await;
     let slow_user = app.known_user().await;
     let other = app.known_user().await;
     let mut slow = non_reading_socket(&app, &slow_user.token).await;
@@ -179,16 +179,16 @@ async fn a_slow_consumer_is_cut_and_counted_and_others_keep_their_events() {
     healthy.expect(&format!("balance:updated:{}", other.id)).await;
     assert_eq!(app.metric("cyberhub_connected_clients", &[]).await, 2.0);
 
-    // The same stream of events to both players, paced so a reading client keeps up, until the
-    // slow player's TCP buffers and then its 16-packet queue are full.
+    // Events to both players, paced so a reading client keeps up, until the slow player's TCP
+    // buffers and then its 32-packet queue are full.
     let mut sent = 0i64;
     while app.state.metrics.slow_consumers.get() == 0 {
         assert!(sent < 400_000, "no slow consumer after {sent} events");
         sent += 1;
-        for user in [&slow_user, &other] {
-            app.state.publish([Event::BalanceUpdated { user_id: user.id, balance: sent, version: sent }]).await;
-        }
+        app.state.publish([Event::BalanceUpdated { user_id: slow_user.id, balance: sent, version: sent }]).await;
         if sent % 8 == 0 {
+            // The reading client gets one event per millisecond: it is never 32 behind.
+            app.state.publish([Event::BalanceUpdated { user_id: other.id, balance: sent, version: sent }]).await;
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
@@ -208,7 +208,7 @@ async fn a_slow_consumer_is_cut_and_counted_and_others_keep_their_events() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // The other player's socket, which read the same stream, is untouched and still gets its events.
+    // The other player's socket, which read its own stream meanwhile, is untouched and still gets its events.
     app.fund(&other, 1.5).await;
     let other_event = format!("balance:updated:{}", other.id);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -223,4 +223,130 @@ async fn a_slow_consumer_is_cut_and_counted_and_others_keep_their_events() {
     healthy.close().await;
     back.close().await;
     app.cleanup().await;
+}
+
+/// An anonymous raw websocket socket of `url` that, in its own task, answers pings and reports
+/// when the server closed it and whether `session:ended { reason: "draining" }` came first.
+async fn watched_socket(url: String) -> tokio::task::JoinHandle<(tokio::time::Instant, bool)> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("websocket upgrade");
+    ws.next().await.unwrap().unwrap();
+    ws.send(Message::text("40")).await.unwrap();
+    loop {
+        let packet = ws.next().await.unwrap().unwrap();
+        match packet.to_text().unwrap() {
+            "2" => ws.send(Message::text("3")).await.unwrap(),
+            other if other.starts_with("40") => break,
+            other => panic!("namespace connect: {other:?}"),
+        }
+    }
+    tokio::spawn(async move {
+        let mut told = false;
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return (tokio::time::Instant::now(), told),
+                Some(Ok(Message::Text(text))) => match text.as_str() {
+                    "2" => {
+                        let _ = ws.send(Message::text("3")).await;
+                    }
+                    "41" => return (tokio::time::Instant::now(), told),
+                    t if t.starts_with("42[\"session:ended\"") => told = t.contains("\"reason\":\"draining\""),
+                    _ => {}
+                },
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+}
+
+fn sigterm(server: &crate::hostile::Process) {
+    let pid = server.child.id().expect("still running").to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_drains_sockets_spread_over_the_window_and_exits_0() {
+    const SOCKETS: usize = 300;
+    let window = Duration::from_secs(4);
+    let mut server = crate::hostile::Process::start(&[("DRAIN_WINDOW", "4s"), ("RATE_LIMITS", "off")]).await;
+    let mut watchers = Vec::new();
+    for _ in 0..SOCKETS {
+        watchers.push(watched_socket(server.ws_url()).await);
+    }
+    assert_eq!(server.api.metric("cyberhub_connected_clients", &[]).await, SOCKETS as f64);
+    assert_eq!(server.api.get("/ready", None).await.status.as_u16(), 200);
+
+    let signalled = tokio::time::Instant::now();
+    sigterm(&server);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Out of rotation at once, while HTTP still serves; new sessions go elsewhere.
+    let ready = server.api.get("/ready", None).await;
+    assert_eq!((ready.status.as_u16(), ready.body["status"].clone()), (503, json!("draining")));
+    let handshake = server.api.get("/socket.io/?EIO=4&transport=polling", None).await;
+    assert_eq!(handshake.status.as_u16(), 503);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(server.api.get("/ready", None).await.status.as_u16(), 503, "still draining half way");
+
+    let mut closes = Vec::new();
+    for watcher in watchers {
+        let (at, told) = tokio::time::timeout(window + Duration::from_secs(5), watcher)
+            .await
+            .expect("every socket closed within the window")
+            .unwrap();
+        assert!(told, "a socket was closed without session:ended draining");
+        closes.push(at - signalled);
+    }
+    let status = tokio::time::timeout(window + Duration::from_secs(5), server.child.wait())
+        .await
+        .expect("exited within DRAIN_WINDOW + 5 s")
+        .unwrap();
+    let exited = signalled.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    closes.sort();
+    let (first, last) = (closes[0], closes[SOCKETS - 1]);
+    let per_second = closes.iter().fold(std::collections::BTreeMap::<u64, u32>::new(), |mut m, at| {
+        *m.entry((at.as_millis() / 1000) as u64).or_default() += 1;
+        m
+    });
+    println!(
+        "drain of {SOCKETS} sockets over {window:?}: first close {first:?}, last {last:?}, spread {:?}, \
+         closes per second {per_second:?}, exit after {exited:?}",
+        last - first
+    );
+    assert!(last - first >= window / 2, "closes spread over only {:?}", last - first);
+    assert!(last <= window + Duration::from_secs(1), "last close at {last:?}");
+    let peak = per_second.values().max().copied().unwrap_or(0);
+    assert!(peak as usize <= SOCKETS / 2, "{peak} closes in one second");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_or_a_zero_window_closes_at_once() {
+    const SOCKETS: usize = 50;
+    for (window, twice) in [("60s", true), ("0", false)] {
+        let mut server = crate::hostile::Process::start(&[("DRAIN_WINDOW", window), ("RATE_LIMITS", "off")]).await;
+        let mut watchers = Vec::new();
+        for _ in 0..SOCKETS {
+            watchers.push(watched_socket(server.ws_url()).await);
+        }
+        let signalled = tokio::time::Instant::now();
+        sigterm(&server);
+        if twice {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            sigterm(&server);
+        }
+        for watcher in watchers {
+            let (at, _) = tokio::time::timeout(Duration::from_secs(5), watcher).await.expect("closed at once").unwrap();
+            assert!(
+                at - signalled < Duration::from_secs(2),
+                "DRAIN_WINDOW={window}: closed after {:?}",
+                at - signalled
+            );
+        }
+        let status = tokio::time::timeout(Duration::from_secs(5), server.child.wait())
+            .await
+            .expect("exited within 5 s")
+            .unwrap();
+        assert!(status.success(), "DRAIN_WINDOW={window}: exit status {status:?}");
+    }
 }
