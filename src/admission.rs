@@ -119,7 +119,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn limits(per_user: u32, per_ip: u32) -> SocketLimits {
-        SocketLimits { max_message_bytes: 16 * 1024, max_per_user: per_user, max_per_ip: per_ip }
+        SocketLimits { max_message_bytes: 16 * 1024, max_per_user: per_user, max_per_ip: per_ip, send_queue: 128 }
     }
 
     #[test]

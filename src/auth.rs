@@ -28,6 +28,8 @@ struct Claims {
 pub struct Identity {
     pub user_id: Uuid,
     pub role: Role,
+    /// The token's `exp`, in seconds since the Unix epoch: a live socket ends after it.
+    pub expires_at: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -82,7 +84,7 @@ impl JwtKeys {
         })?;
         let user_id = Uuid::parse_str(&data.claims.sub).map_err(|_| TokenError::Invalid)?;
         let role = Role::parse(data.claims.role.as_deref()).ok_or(TokenError::Invalid)?;
-        Ok(Identity { user_id, role })
+        Ok(Identity { user_id, role, expires_at: data.claims.exp })
     }
 }
 
@@ -180,7 +182,9 @@ mod tests {
         let keys = JwtKeys::new(SECRET);
         let id = Uuid::new_v4();
         let token = keys.issue(id, Role::Admin, Duration::from_secs(60));
-        assert_eq!(keys.verify(&token), Ok(Identity { user_id: id, role: Role::Admin }));
+        let identity = keys.verify(&token).unwrap();
+        assert_eq!((identity.user_id, identity.role), (id, Role::Admin));
+        assert!((now() + 59..=now() + 60).contains(&identity.expires_at), "exp carried: {identity:?}");
     }
 
     #[test]

@@ -93,7 +93,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     "Admin token (valid 24 h), for trying the API; `cyberhub token` prints a new one:\n\n  {token}\n"
                 );
             }
-            app.run_until(startup::shutdown_signal()).await?;
+            let (shutdown, hurry) = startup::shutdown_signals();
+            app.run_until_with(shutdown, hurry).await?;
         }
         Command::Migrate => {
             let store = store::connect(

@@ -215,6 +215,17 @@ pub struct SocketLimits {
     pub max_per_user: u32,
     /// Concurrent sockets from one client IP (a club's PCs share one); 0 when caps are off.
     pub max_per_ip: u32,
+    /// Packets queued for one socket before it counts as a slow consumer and is cut.
+    pub send_queue: usize,
+}
+
+/// How live sockets end: token expiry and shutdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveSessions {
+    /// A socket is ended this long after its token's `exp` unless refreshed in band.
+    pub token_expiry_grace: Duration,
+    /// On SIGTERM, sockets are closed spread evenly over this window; 0 closes them at once.
+    pub drain_window: Duration,
 }
 
 /// How long a replica waits on a client or on the database before it gives up, so a stalled
@@ -254,6 +265,19 @@ pub fn parse_duration(var: &'static str, text: &str) -> Result<Duration, ConfigE
     Ok(duration)
 }
 
+/// `parse_duration`, but `0` (with or without a unit) is allowed and the cap is `max`.
+pub fn parse_duration_or_zero(var: &'static str, text: &str, max: Duration) -> Result<Duration, ConfigError> {
+    let trimmed = text.trim();
+    if matches!(trimmed, "0" | "0s" | "0ms" | "0m") {
+        return Ok(Duration::ZERO);
+    }
+    let duration = parse_duration(var, trimmed)?;
+    if duration > max {
+        return Err(invalid(var, format!("must be at most {}s, got {text:?}", max.as_secs())));
+    }
+    Ok(duration)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CorsOrigins {
     Any,
@@ -284,6 +308,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub sockets: SocketLimits,
     pub timeouts: Timeouts,
+    pub sessions: LiveSessions,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://cyberhub.db?mode=rwc";
@@ -415,6 +440,7 @@ impl Config {
             max_message_bytes: count("SOCKET_MAX_MESSAGE_BYTES", 16 * 1024, 1024..=1024 * 1024)? as usize,
             max_per_user: count("MAX_SOCKETS_PER_USER", 10, 1..=100_000)? * u32::from(caps_on),
             max_per_ip: count("MAX_SOCKETS_PER_IP", 1000, 1..=1_000_000)? * u32::from(caps_on),
+            send_queue: count("SOCKET_SEND_QUEUE", 128, 8..=65_536)? as usize,
         };
         let duration =
             |var: &'static str, default: &str| parse_duration(var, &get(var).unwrap_or_else(|| default.to_string()));
@@ -425,6 +451,13 @@ impl Config {
             db_statement: duration("DATABASE_STATEMENT_TIMEOUT", "5s")?,
             db_lock: duration("DATABASE_LOCK_TIMEOUT", "2s")?,
             db_idle_in_transaction: duration("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", "10s")?,
+        };
+        let zero_or = |var: &'static str, default: &str, max: u64| {
+            parse_duration_or_zero(var, &get(var).unwrap_or_else(|| default.to_string()), Duration::from_secs(max))
+        };
+        let sessions = LiveSessions {
+            token_expiry_grace: zero_or("TOKEN_EXPIRY_GRACE", "30s", 3600)?,
+            drain_window: zero_or("DRAIN_WINDOW", "10s", 600)?,
         };
         Ok(Config {
             bind,
@@ -443,6 +476,7 @@ impl Config {
             log_format,
             sockets,
             timeouts,
+            sessions,
         })
     }
 
@@ -501,7 +535,10 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.rate_limits.seeds, Rate { count: NonZeroU32::new(5).unwrap(), per: Duration::from_secs(60) });
         assert_eq!(config(&[("RATE_LIMIT_SEEDS", "2/h")]).unwrap().rate_limits.seeds.per, Duration::from_secs(3600));
-        assert_eq!(c.sockets, SocketLimits { max_message_bytes: 16 * 1024, max_per_user: 10, max_per_ip: 1000 });
+        assert_eq!(
+            c.sockets,
+            SocketLimits { max_message_bytes: 16 * 1024, max_per_user: 10, max_per_ip: 1000, send_queue: 128 }
+        );
         assert_eq!(c.timeouts.request, Duration::from_secs(10));
         assert_eq!(c.timeouts.db_lock, Duration::from_secs(2));
         let off = config(&[("RATE_LIMITS", "off"), ("MAX_SOCKETS_PER_USER", "3")]).unwrap();
@@ -513,6 +550,32 @@ mod tests {
 
     const KEY_A: &str = "0123456789abcdef0123456789abcdef";
     const KEY_B: &str = "fedcba9876543210fedcba9876543210";
+
+    #[test]
+    fn live_session_settings_default_and_validate() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.sessions.token_expiry_grace, Duration::from_secs(30));
+        assert_eq!(c.sessions.drain_window, Duration::from_secs(10));
+        let set = config(&[("TOKEN_EXPIRY_GRACE", "1s"), ("DRAIN_WINDOW", "0"), ("SOCKET_SEND_QUEUE", "16")]).unwrap();
+        assert_eq!(
+            set.sessions,
+            LiveSessions { token_expiry_grace: Duration::from_secs(1), drain_window: Duration::ZERO }
+        );
+        assert_eq!(set.sockets.send_queue, 16);
+        assert_eq!(config(&[("TOKEN_EXPIRY_GRACE", "0s")]).unwrap().sessions.token_expiry_grace, Duration::ZERO);
+        assert_eq!(config(&[("DRAIN_WINDOW", "500ms")]).unwrap().sessions.drain_window, Duration::from_millis(500));
+        for (var, bad) in [
+            ("TOKEN_EXPIRY_GRACE", "30"),
+            ("TOKEN_EXPIRY_GRACE", "2h"),
+            ("TOKEN_EXPIRY_GRACE", "-1s"),
+            ("DRAIN_WINDOW", "11m"),
+            ("DRAIN_WINDOW", "soon"),
+            ("SOCKET_SEND_QUEUE", "4"),
+            ("SOCKET_SEND_QUEUE", "many"),
+        ] {
+            assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
+        }
+    }
 
     #[test]
     fn a_cluster_needs_postgres_and_shared_secrets() {

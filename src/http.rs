@@ -137,6 +137,11 @@ pub async fn socket_requests(State(state): State<AppState>, request: Request, ne
         return next.run(request).await;
     }
     let handshake = !request.uri().query().unwrap_or("").split('&').any(|pair| pair.starts_with("sid="));
+    if handshake && state.is_draining() {
+        // A client cut by the drain retries its handshake (with backoff) and lands elsewhere.
+        state.metrics.handshakes.with_label_values(&["draining"]).inc();
+        return crate::error::ApiError::Unavailable("draining, connect to another replica").into_response();
+    }
     if handshake {
         let ip = client_ip::resolve(
             client_ip::peer_from_extensions(request.extensions()),

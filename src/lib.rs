@@ -17,6 +17,7 @@ pub mod rate_limit;
 pub mod realtime;
 pub mod routes;
 pub mod serve;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod store;

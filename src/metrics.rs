@@ -13,6 +13,10 @@ pub struct Metrics {
     pub connects: IntCounterVec,
     pub handshakes: IntCounterVec,
     pub disconnects: IntCounterVec,
+    pub sessions_ended: IntCounterVec,
+    pub token_refreshes: IntCounterVec,
+    pub slow_consumers: IntCounter,
+    pub draining: IntGauge,
     pub events_published: IntCounterVec,
     pub events_delivered: IntCounterVec,
     pub event_lag: HistogramVec,
@@ -117,6 +121,28 @@ impl Metrics {
                 "Socket.IO disconnects by reason",
                 &["reason"],
             ),
+            sessions_ended: counter_vec(
+                &registry,
+                "cyberhub_socket_sessions_ended_total",
+                "Sockets the server ended with session:ended, by reason (token_expired, draining)",
+                &["reason"],
+            ),
+            token_refreshes: counter_vec(
+                &registry,
+                "cyberhub_socket_token_refreshes_total",
+                "In-band auth:refresh requests by outcome",
+                &["outcome"],
+            ),
+            slow_consumers: {
+                let c = IntCounter::new(
+                    "cyberhub_socket_slow_consumers_total",
+                    "Sockets cut because their send queue (SOCKET_SEND_QUEUE) was full",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
+            draining: gauge(&registry, "cyberhub_draining", "1 while this replica drains its sockets for shutdown"),
             events_published: counter_vec(
                 &registry,
                 "cyberhub_events_published_total",
@@ -253,7 +279,13 @@ impl Metrics {
         for outcome in ["accepted", "unauthorized", "rate_limited", "unavailable", "too_many_connections"] {
             self.connects.with_label_values(&[outcome]);
         }
-        for outcome in ["accepted", "rate_limited"] {
+        for reason in ["token_expired", "draining"] {
+            self.sessions_ended.with_label_values(&[reason]);
+        }
+        for outcome in ["ok", "unauthorized", "forbidden"] {
+            self.token_refreshes.with_label_values(&[outcome]);
+        }
+        for outcome in ["accepted", "rate_limited", "draining"] {
             self.handshakes.with_label_values(&[outcome]);
         }
         for cause in crate::store::UnavailableCause::ALL {

@@ -7,6 +7,7 @@ use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 use socketioxide::SocketIo;
+use socketioxide::{SendError, SocketError};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::auth::Identity;
 use crate::client_ip;
 use crate::events::{user_room, Envelope, Event};
 use crate::metrics::Metrics;
+use crate::sessions::{self, Expiry, SlowConsumer};
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -60,17 +62,24 @@ impl Delivery {
         // `io.of` rather than `io.to`: once shutdown has closed the namespace, requests still
         // finishing must not panic on an emit; their events still reach the other replicas.
         let Some(namespace) = self.io.of("/") else { return };
-        let operators = match &envelope.room {
-            None => namespace.broadcast(),
-            Some(room) => namespace.to(room.clone()),
+        let targets = match &envelope.room {
+            None => namespace.sockets(),
+            Some(room) => namespace.to(room.clone()).sockets(),
         };
-        let sent = match &envelope.payload {
-            Some(payload) => operators.emit(&envelope.name, payload).await,
-            // An empty tuple spreads into no arguments: `42["cases:updated"]`, as the old backend sent.
-            None => operators.emit(&envelope.name, &NO_ARGUMENTS).await,
-        };
-        if let Err(err) = sent {
-            tracing::debug!(event = %envelope.name, error = %err, "some sockets missed an event");
+        // One emit per socket rather than a broadcast: a broadcast's error does not say which
+        // socket's queue was full, and that socket must be cut, not silently skipped.
+        for socket in targets {
+            if socket.extensions.get::<SlowConsumer>().is_some() {
+                continue;
+            }
+            let sent = match &envelope.payload {
+                Some(payload) => socket.emit(&envelope.name, payload),
+                // An empty tuple spreads into no arguments: `42["cases:updated"]`, as the old backend sent.
+                None => socket.emit(&envelope.name, &NO_ARGUMENTS),
+            };
+            if let Err(SendError::Socket(SocketError::InternalChannelFull)) = sent {
+                sessions::cut_slow_consumer(socket, &self.metrics);
+            }
         }
         self.metrics.events_delivered.with_label_values(&[&envelope.kind, origin.label()]).inc();
     }
@@ -110,9 +119,10 @@ struct Handshake {
     token: Option<String>,
 }
 
-/// The socket's verified identity, `None` for an anonymous socket.
+/// The socket's verified identity, `None` for an anonymous socket. `auth:refresh` replaces it
+/// (same user, new role and expiry).
 #[derive(Clone, Copy, Debug)]
-struct Session(Option<Identity>);
+pub struct Session(pub Option<Identity>);
 
 #[derive(Debug, thiserror::Error)]
 enum ConnectRefused {
@@ -132,6 +142,12 @@ enum ConnectRefused {
 struct IdentifyRequest {
     #[serde(rename = "userId")]
     user_id: Option<String>,
+}
+
+/// `auth:refresh`'s only argument: `{ token }`.
+#[derive(Debug, Deserialize)]
+struct RefreshRequest {
+    token: Option<String>,
 }
 
 pub fn register(io: &SocketIo, state: AppState) {
@@ -200,6 +216,12 @@ async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) 
             let _ = ack.send(&identify(&socket, identity, body.ok()));
         },
     );
+    socket.on("auth:refresh", move |socket: SocketRef, TryData(body): TryData<RefreshRequest>, ack: AckSender| {
+        let state = state.clone();
+        async move {
+            let _ = ack.send(&refresh(&socket, &state, body.ok()));
+        }
+    });
     if let Some(identity) = identity {
         socket.join(user_room(identity.user_id));
     }
@@ -216,13 +238,24 @@ async fn on_connect(socket: SocketRef, state: AppState) {
     // disconnect handler registered here is never called).
     let counted = Arc::new(AtomicBool::new(true));
     let (metrics, still_counted) = (state.metrics.clone(), counted.clone());
+    // Before the disconnect handler, so that handler always finds (and stops) the timer.
+    if let Some(identity) = session.0 {
+        sessions::watch_expiry(
+            &socket,
+            identity.expires_at,
+            state.config.sessions.token_expiry_grace,
+            state.metrics.clone(),
+        );
+    }
     socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| async move {
         socket.extensions.remove::<SocketSlot>();
+        socket.extensions.remove::<Expiry>();
         if still_counted.swap(false, Ordering::SeqCst) {
             metrics.client_disconnected(authenticated, disconnect_label(reason));
         }
     });
     if !socket.connected() && counted.swap(false, Ordering::SeqCst) {
+        socket.extensions.remove::<Expiry>();
         state.metrics.client_disconnected(authenticated, "before_connect_handler");
         return;
     }
@@ -243,6 +276,39 @@ fn identify(socket: &SocketRef, identity: Option<Identity>, body: Option<Identif
     }
 }
 
+/// `auth:refresh { token }`: a valid token for the socket's own user replaces its identity (a new
+/// role takes effect) and moves its expiry deadline, with no reconnect. Anything else leaves the
+/// socket as it was. An anonymous socket cannot become authenticated in band: it must reconnect
+/// with `auth: { token }` (it has no room, no snapshot and no per-user cap yet).
+fn refresh(socket: &SocketRef, state: &AppState, body: Option<RefreshRequest>) -> Value {
+    let (outcome, answer) = match refreshed_identity(socket, state, body) {
+        Ok(identity) => {
+            socket.extensions.insert(Session(Some(identity)));
+            if let Some(expiry) = socket.extensions.get::<Expiry>() {
+                expiry.extend(identity.expires_at);
+            }
+            ("ok", json!({ "ok": true, "exp": identity.expires_at }))
+        }
+        Err(error) => (error, json!({ "ok": false, "error": error })),
+    };
+    state.metrics.token_refreshes.with_label_values(&[outcome]).inc();
+    answer
+}
+
+fn refreshed_identity(
+    socket: &SocketRef,
+    state: &AppState,
+    body: Option<RefreshRequest>,
+) -> Result<Identity, &'static str> {
+    let Some(Session(Some(current))) = socket.extensions.get::<Session>() else { return Err("forbidden") };
+    let token = body.and_then(|b| b.token).filter(|t| !t.trim().is_empty()).ok_or("unauthorized")?;
+    let identity = state.jwt.verify(token.trim()).map_err(|_| "unauthorized")?;
+    if identity.user_id != current.user_id {
+        return Err("forbidden");
+    }
+    Ok(identity)
+}
+
 /// The current balance, pushed on connect so a client that missed events while away is brought
 /// back to the true state.
 pub async fn send_balance_snapshot(socket: &SocketRef, user_id: Uuid, state: &AppState) {
@@ -250,7 +316,9 @@ pub async fn send_balance_snapshot(socket: &SocketRef, user_id: Uuid, state: &Ap
         Ok(Some(account)) => {
             let event = Event::balance(user_id, account);
             if let Some(payload) = event.payload() {
-                let _ = socket.emit(event.name(), &payload);
+                if let Err(SendError::Socket(SocketError::InternalChannelFull)) = socket.emit(event.name(), &payload) {
+                    sessions::cut_slow_consumer(socket.clone(), &state.metrics);
+                }
             }
         }
         Ok(None) => {}

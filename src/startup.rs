@@ -19,6 +19,7 @@ use crate::domain::Role;
 use crate::metrics::Metrics;
 use crate::realtime::{self, Delivery};
 use crate::routes;
+use crate::sessions;
 use crate::state::AppState;
 use crate::store::{self, Store};
 
@@ -53,6 +54,8 @@ impl Application {
             // Clients send only tiny frames; tungstenite grows the buffer for a larger one. The
             // 4 KB default was ~3 KB of every idle socket.
             .ws_read_buffer_size(1024)
+            // Packets queued for one socket; a socket whose queue is full is cut as a slow consumer.
+            .max_buffer_size(config.sockets.send_queue)
             // A session that never connects to a namespace is closed instead of held.
             .connect_timeout(Duration::from_secs(5))
             // No client event takes binary attachments; a packet announcing one is a parse error
@@ -115,13 +118,30 @@ impl Application {
         self.dev_admin_token.as_deref()
     }
 
-    /// Serves until `shutdown` resolves, then closes every socket (clients reconnect elsewhere),
-    /// stops accepting, and lets requests in flight finish.
+    /// Serves until `shutdown` resolves, then drains (see `run_until_with`) with no way to hurry.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        self.run_until_with(shutdown, std::future::pending()).await
+    }
+
+    /// Serves until `shutdown` resolves, then drains: `/ready` answers 503 at once, new sessions
+    /// are refused, and the sockets are ended spread over `DRAIN_WINDOW` while HTTP keeps
+    /// serving; `hurry` (a second SIGTERM) closes the rest at once. Then it stops accepting and
+    /// lets requests in flight finish.
+    pub async fn run_until_with(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        hurry: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let state = self.state.clone();
         let drain = async move {
             shutdown.await;
-            tracing::info!(clients = state.metrics.connected_clients.get(), "shutting down: closing sockets");
+            state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+            state.metrics.draining.set(1);
+            tracing::info!(clients = state.metrics.connected_clients.get(), "shutting down: draining sockets");
+            tokio::select! {
+                () = sessions::drain(&state.io, state.config.sessions.drain_window, &state.metrics) => {}
+                () = hurry => tracing::info!("shutting down: closing the remaining sockets at once"),
+            }
             state.io.close().await;
         };
         crate::serve::serve(self.listener, self.router, self.state.config.timeouts.header_read, drain).await?;
@@ -168,26 +188,39 @@ async fn shrink_rate_limiters(state: AppState) {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// Two futures: the first resolves on SIGTERM or Ctrl-C, the second on the next one after it.
+/// One signal listener serves both, so a second signal is never missed.
+pub fn shutdown_signals() -> (impl Future<Output = ()> + Send, impl Future<Output = ()> + Send) {
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let (second_tx, second_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        for tx in [first_tx, second_tx] {
+            #[cfg(unix)]
+            let term = async {
+                match terminate.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let term = std::future::pending::<()>();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                () = term => {},
             }
-            Err(_) => std::future::pending::<()>().await,
+            let _ = tx.send(());
+        }
+    });
+    let wait = |rx: tokio::sync::oneshot::Receiver<()>| async move {
+        if rx.await.is_err() {
+            std::future::pending::<()>().await;
         }
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
+    (wait(first_rx), wait(second_rx))
 }
 
 /// Connections the kernel may hold for us before `accept`. `TcpListener::bind` asks for 128; when

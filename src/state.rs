@@ -3,6 +3,7 @@
 use socketioxide::SocketIo;
 use std::collections::HashSet;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -25,6 +26,9 @@ pub struct App {
     pub sockets: Arc<SocketAdmission>,
     pub metrics: Arc<Metrics>,
     pub io: SocketIo,
+    /// Set on SIGTERM: `/ready` answers 503 and new Engine.IO sessions are refused while the
+    /// sockets are closed over `DRAIN_WINDOW`.
+    pub draining: AtomicBool,
     known_users: RwLock<HashSet<Uuid>>,
     database_probe: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
@@ -67,6 +71,7 @@ impl AppState {
             sockets,
             metrics,
             io,
+            draining: AtomicBool::new(false),
             known_users: RwLock::new(HashSet::new()),
             database_probe: tokio::sync::Mutex::new(None),
         }))
@@ -100,6 +105,10 @@ impl AppState {
         let up = self.store.ping().await.is_ok();
         *probe = Some((Instant::now(), up));
         up
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     /// Publishes events after their transaction committed.

@@ -29,6 +29,11 @@ pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
 /// (without it, events would reach only this replica's sockets). The database answer is cached
 /// for a second (`AppState::database_up`).
 pub async fn ready(State(state): State<AppState>) -> Response {
+    if state.is_draining() {
+        // Out of the load balancer at once, before the database is even asked.
+        let body = json!({ "status": "draining" });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     let database_up = state.database_up().await;
     let redis = state.bus.health();
     let ready = database_up && redis != BusHealth::Down;

@@ -55,6 +55,9 @@ pub struct Api {
 
 pub struct TestApp {
     api: Api,
+    /// The running application's state, for tests that drive it from inside (event floods).
+    #[allow(dead_code)]
+    pub state: cyberhub::state::AppState,
     database: Option<String>,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
     server: Mutex<Option<tokio::task::JoinHandle<anyhow::Result<()>>>>,
@@ -126,6 +129,8 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
         ("RATE_LIMITS", "off"),
         ("REPLICA_ID", "test"),
         ("DATABASE_MAX_CONNECTIONS", "10"),
+        // Test apps stop at once; the drain tests set their own window.
+        ("DRAIN_WINDOW", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -137,11 +142,12 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
     let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config is valid");
     let app = Application::build(config).await.expect("application starts");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
-    TestApp { api: Api::new(&base), database, shutdown: Mutex::new(Some(tx)), server: Mutex::new(Some(server)) }
+    TestApp { api: Api::new(&base), state, database, shutdown: Mutex::new(Some(tx)), server: Mutex::new(Some(server)) }
 }
 
 /// `admin_url` with its database name replaced by `name`.
@@ -210,6 +216,21 @@ impl Api {
 
     pub fn token(&self, user_id: Uuid, role: Role) -> String {
         self.keys.issue(user_id, role, Duration::from_secs(3600))
+    }
+
+    /// A token that expires `ttl` (whole seconds) from now.
+    pub fn token_with_ttl(&self, user_id: Uuid, role: Role, ttl: Duration) -> String {
+        self.keys.issue(user_id, role, ttl)
+    }
+
+    /// The sum of a metric's samples on this server whose line contains every one of `labels`.
+    pub async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        let text = self.http.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+            .filter(|line| labels.iter().all(|label| line.contains(label)))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// A user with a valid token who has not been seen by the server yet.
@@ -367,6 +388,7 @@ impl TestSocket {
         let (tx, rx) = mpsc::unbounded_channel::<(String, Value)>();
         let (status_tx, mut status_rx) = mpsc::unbounded_channel::<Result<(), String>>();
         let any_tx = tx.clone();
+        let close_tx = tx.clone();
         let connected = status_tx.clone();
         let mut builder = ClientBuilder::new(base)
             .namespace("/")
@@ -390,6 +412,11 @@ impl TestSocket {
                     let _ = tx.send((name, value));
                 }
                 .boxed()
+            })
+            // The server's namespace disconnect, recorded as an event named "disconnect".
+            .on(SocketEvent::Close, move |_, _| {
+                let _ = close_tx.send(("disconnect".to_string(), Value::Null));
+                async {}.boxed()
             })
             .on(SocketEvent::Connect, move |_, _| {
                 let _ = connected.send(Ok(()));

@@ -15,14 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;
 
-/// The sum of a metric's samples whose line contains every one of `labels`.
 async fn metric(api: &Api, name: &str, labels: &[&str]) -> f64 {
-    let text = api.http.get(api.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
-        .filter(|line| labels.iter().all(|label| line.contains(label)))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    api.metric(name, labels).await
 }
 
 async fn series(api: &Api) -> std::collections::BTreeSet<String> {
@@ -34,13 +28,13 @@ async fn series(api: &Api) -> std::collections::BTreeSet<String> {
 }
 
 /// A cyberhub process of its own, so its memory can be read from /proc.
-struct Process {
-    child: tokio::process::Child,
-    api: Api,
+pub(crate) struct Process {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) api: Api,
 }
 
 impl Process {
-    async fn start(env: &[(&str, &str)]) -> Process {
+    pub(crate) async fn start(env: &[(&str, &str)]) -> Process {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let db = std::env::temp_dir().join(format!("cyberhub-hostile-{}.db", uuid::Uuid::new_v4().simple()));
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cyberhub"));
@@ -79,7 +73,7 @@ impl Process {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
-    fn ws_url(&self) -> String {
+    pub(crate) fn ws_url(&self) -> String {
         format!("{}/socket.io/?EIO=4&transport=websocket", self.api.base.replace("http://", "ws://"))
     }
 }

@@ -11,6 +11,7 @@ mod hostile;
 mod http_basics;
 mod inventory;
 mod js_client;
+mod live_sessions;
 mod money;
 mod paging;
 mod rate_limits;
