@@ -173,6 +173,27 @@ impl Cluster {
         }
     }
 
+    /// Sends `signal` (`TERM`, `KILL`, …) to replica `i` and returns at once.
+    pub fn signal_replica(&self, i: usize, signal: &str) {
+        if let Some(child) = &self.replicas[i].child {
+            Command::new("kill").args([format!("-{signal}"), child.id().to_string()]).status().unwrap();
+        }
+    }
+
+    /// Waits up to `within` for replica `i` to exit by itself; its exit code.
+    pub async fn wait_replica_exit(&mut self, i: usize, within: Duration) -> Option<i32> {
+        let mut child = self.replicas[i].child.take()?;
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = child.kill();
+        panic!("replica {i} did not exit within {within:?}");
+    }
+
     /// SIGTERM: the graceful drain of a rolling deploy. Returns the exit code.
     pub async fn stop_replica(&mut self, i: usize) -> Option<i32> {
         let mut child = self.replicas[i].child.take()?;

@@ -1,0 +1,86 @@
+//! Live sessions across the cluster: a rolling deploy's SIGTERM drains a replica's sockets over
+//! `DRAIN_WINDOW` instead of all in one instant, and the official client lands on the others.
+//!
+//! Measure with more sockets, or against an all-at-once drain (a second SIGTERM):
+//! `DRAIN_SOCKETS=3000 [DRAIN_ALL_AT_ONCE=1] cargo test --test cluster drains -- --nocapture`.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::support::Cluster;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigtermed_replica_drains_over_its_window_and_every_socket_reconnects_elsewhere() {
+    let sockets: usize = std::env::var("DRAIN_SOCKETS").ok().and_then(|n| n.parse().ok()).unwrap_or(300);
+    let all_at_once = std::env::var("DRAIN_ALL_AT_ONCE").is_ok();
+    let mut cluster = Cluster::start(3).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("tests/js/node_modules/socket.io-client").exists(),
+        "socket.io-client is required: (cd tests/js && npm ci)"
+    );
+    let mut crowd = tokio::process::Command::new("node")
+        .arg("tests/js/drain.mjs")
+        .current_dir(root)
+        .env("CYBERHUB_URL", cluster.nginx_url())
+        .env("SOCKETS", sockets.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut lines = BufReader::new(crowd.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+            .await
+            .expect("the crowd reports within 120 s")
+            .unwrap()
+            .expect("the crowd prints a line")
+    };
+    let ready = next_line().await;
+    assert_eq!(ready, format!("READY {sockets}"));
+    let on_drained = cluster.health(0).await["clients"].as_i64().unwrap();
+    assert!(on_drained >= sockets as i64 / 6, "nginx spread the sockets: {on_drained} on the first replica");
+
+    let started = Instant::now();
+    cluster.signal_replica(0, "TERM");
+    if all_at_once {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cluster.signal_replica(0, "TERM");
+    } else {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let ready = cluster.http.get(format!("{}/ready", cluster.replica_url(0))).send().await.unwrap();
+        assert_eq!(ready.status(), 503, "a draining replica is not ready");
+    }
+    let code = cluster.wait_replica_exit(0, Duration::from_secs(25)).await;
+    let exited_after = started.elapsed();
+    assert_eq!(code, Some(0), "the drained replica exits cleanly");
+
+    let summary: Value = serde_json::from_str(&next_line().await).unwrap();
+
+    let survivors =
+        cluster.health(1).await["clients"].as_i64().unwrap() + cluster.health(2).await["clients"].as_i64().unwrap();
+    eprintln!(
+        "drain of {on_drained} of {sockets} sockets ({}): exited after {exited_after:?}; {summary}; survivors hold {survivors}",
+        if all_at_once { "all at once" } else { "DRAIN_WINDOW=10s" }
+    );
+    assert_eq!(summary["ended"].as_i64(), Some(on_drained), "every socket of the replica was told");
+    assert_eq!(summary["reasons"]["draining"].as_i64(), Some(on_drained));
+    assert_eq!(summary["reconnected"], summary["ended"], "every drained socket reconnected");
+    assert_eq!(summary["connectErrors"], 0, "no failed connect");
+    assert_eq!(summary["allConnected"], true);
+    assert_eq!(survivors, sockets as i64, "the other replicas hold every socket");
+    if !all_at_once {
+        let spread = summary["spreadMs"].as_f64().unwrap();
+        assert!(spread >= 5_000.0, "closes spread over at least half the 10 s window: {spread} ms");
+        assert!(exited_after < Duration::from_secs(15), "{exited_after:?}");
+    }
+    // The crowd holds its sockets until told to go (its stdin closes).
+    drop(crowd.stdin.take());
+    let _ = crowd.wait().await;
+    cluster.shutdown().await;
+}
