@@ -46,11 +46,18 @@ pub struct Cluster {
     nginx: Option<Child>,
     /// Servers nginx balances over besides the replicas (fake replicas some tests stand up).
     extra_upstreams: Vec<(String, u16)>,
+    /// Environment every replica gets on top of the defaults.
+    replica_env: Vec<(String, String)>,
     pub http: reqwest::Client,
 }
 
 impl Cluster {
     pub async fn start(replicas: usize) -> Cluster {
+        Cluster::start_with(replicas, &[]).await
+    }
+
+    /// `replica_env` is set on every replica on top of the defaults.
+    pub async fn start_with(replicas: usize, replica_env: &[(&str, &str)]) -> Cluster {
         let dir = std::env::temp_dir().join(format!("cyberhub-cluster-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("nginx")).unwrap();
         let database = format!("cyberhub_cluster_{}", Uuid::new_v4().simple());
@@ -68,6 +75,7 @@ impl Cluster {
             redis: None,
             nginx: None,
             extra_upstreams: Vec::new(),
+            replica_env: replica_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             dir,
             http: reqwest::Client::new(),
         };
@@ -148,6 +156,7 @@ impl Cluster {
             .env("RATE_LIMITS", "off")
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            .envs(self.replica_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(self.log(&id))
             .stderr(self.log(&id))
             .spawn()
