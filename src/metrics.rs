@@ -124,7 +124,7 @@ impl Metrics {
             sessions_ended: counter_vec(
                 &registry,
                 "cyberhub_socket_sessions_ended_total",
-                "Sockets the server ended with session:ended, by reason (token_expired, draining)",
+                "Sockets the server ended with session:ended, by reason (token_expired, draining, kicked, blocked)",
                 &["reason"],
             ),
             token_refreshes: counter_vec(
@@ -279,7 +279,7 @@ impl Metrics {
         for outcome in ["accepted", "unauthorized", "rate_limited", "unavailable", "too_many_connections"] {
             self.connects.with_label_values(&[outcome]);
         }
-        for reason in ["token_expired", "draining"] {
+        for reason in ["token_expired", "draining", "kicked", "blocked"] {
             self.sessions_ended.with_label_values(&[reason]);
         }
         for outcome in ["ok", "unauthorized", "forbidden"] {
@@ -294,7 +294,7 @@ impl Metrics {
         for auth in ["authenticated", "anonymous"] {
             self.connected_clients_by_auth.with_label_values(&[auth]);
         }
-        for event in ["cases_updated", "balance_updated", "inventory_updated"] {
+        for event in ["cases_updated", "balance_updated", "inventory_updated", "user_kicked", "user_blocked"] {
             self.events_published.with_label_values(&[event]);
         }
         self

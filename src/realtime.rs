@@ -84,6 +84,17 @@ impl Delivery {
         self.metrics.events_delivered.with_label_values(&[&envelope.kind, origin.label()]).inc();
     }
 
+    /// Acts on an event: ends the sessions it ends, or emits it to the sockets it is for.
+    pub async fn dispatch(&self, event: &Event, origin: Origin) {
+        match event.ends_sessions() {
+            Some((user_id, reason)) => {
+                sessions::end_user(&self.io, user_id, reason, &self.metrics);
+                self.metrics.events_delivered.with_label_values(&[event.kind(), origin.label()]).inc();
+            }
+            None => self.deliver(&Envelope::from(event), origin).await,
+        }
+    }
+
     pub fn observe_lag(&self, kind: &str, published_at: SystemTime) {
         let lag = SystemTime::now().duration_since(published_at).unwrap_or(Duration::ZERO);
         self.metrics.event_lag.with_label_values(&[kind]).observe(lag.as_secs_f64());

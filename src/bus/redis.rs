@@ -19,7 +19,7 @@ use tokio::sync::{broadcast::error::RecvError, mpsc};
 
 use super::wire::{self, Key, Message, Rejection};
 use super::{BusHealth, EventBus};
-use crate::events::{Envelope, Event};
+use crate::events::Event;
 use crate::metrics::Metrics;
 use crate::realtime::{Delivery, Origin};
 use crate::store::Store;
@@ -117,8 +117,7 @@ impl RedisBus {
 #[async_trait]
 impl EventBus for RedisBus {
     async fn publish(&self, event: Event) {
-        let envelope = Envelope::from(&event);
-        self.shared.delivery.deliver(&envelope, Origin::Local).await;
+        self.shared.delivery.dispatch(&event, Origin::Local).await;
         let message = Message { origin: self.shared.replica.clone(), ts: now_micros(), event };
         if self.outbox.try_send(message).is_err() {
             // Redis has been unreachable for a long burst; the resync after it returns repairs
@@ -259,9 +258,10 @@ async fn receive_loop(shared: Arc<Shared>) {
                 match wire::decode(&shared.key, raw) {
                     Ok(message) if message.origin == shared.replica => {}
                     Ok(message) => {
-                        let envelope = Envelope::from(&message.event);
-                        shared.delivery.deliver(&envelope, Origin::Remote).await;
-                        shared.delivery.observe_lag(&envelope.kind, UNIX_EPOCH + Duration::from_micros(message.ts));
+                        shared.delivery.dispatch(&message.event, Origin::Remote).await;
+                        shared
+                            .delivery
+                            .observe_lag(message.event.kind(), UNIX_EPOCH + Duration::from_micros(message.ts));
                     }
                     Err(rejection) => shared.rejected(rejection, raw.len()),
                 }

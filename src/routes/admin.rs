@@ -148,3 +148,19 @@ pub async fn transactions(
     let (entries, next_cursor) = page.finish(entries.ok_or(ApiError::NotFound("user"))?, |e| version_cursor(e.version));
     Ok(Json(json!({ "success": true, "transactions": entries, "nextCursor": next_cursor })))
 }
+
+/// `POST /api/admin/users/:id/disconnect`: every socket of the user, on every replica, gets
+/// `session:ended { reason: "kicked" }` and is disconnected. The player may reconnect at once
+/// (block them to keep them out). `disconnected` counts the sockets on the replica that answered;
+/// the other replicas end theirs when the bus event reaches them (milliseconds).
+pub async fn disconnect_user(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    IdPath(user_id): IdPath,
+) -> ApiResult<Json<Value>> {
+    state.store.account(user_id).await?.ok_or(ApiError::NotFound("user"))?;
+    let disconnected = crate::sessions::count_user(&state.io, user_id);
+    tracing::info!(admin = %admin.user_id, user = %user_id, local_sockets = disconnected, "user kicked");
+    state.publish([Event::UserKicked { user_id }]).await;
+    Ok(Json(json!({ "success": true, "disconnected": disconnected })))
+}

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/admin/balance/add", post(admin::add_balance))
         .route("/api/admin/balance/subtract", post(admin::subtract_balance))
         .route("/api/admin/users/{id}/transactions", get(admin::transactions))
+        .route("/api/admin/users/{id}/disconnect", post(admin::disconnect_user))
         .route("/api/payment/callback", post(payment::callback))
         .route("/api/fair", get(fair::current))
         .route("/api/fair/client-seed", put(fair::set_client_seed))

@@ -9,3 +9,4 @@ mod delivery;
 mod failures;
 mod hostile;
 mod money;
+mod sessions;

@@ -1,0 +1,64 @@
+//! Admin control of live sessions across replicas (issue 11): a kick or a block reaches the
+//! user's sockets on every replica within a second and no one else's; who is online, cluster-wide.
+
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+use crate::helpers::{run_node_tests, Api, TestSocket};
+use crate::support::Cluster;
+
+/// Waits for `session:ended` on each socket (all waited for at once) and returns each latency
+/// from `since`, asserting the reason.
+async fn ended_within(sockets: &[TestSocket], since: Instant, reason: &str) -> Vec<Duration> {
+    let waits = sockets.iter().map(|socket| async move {
+        let payload = socket.expect("session:ended").await;
+        let at = since.elapsed();
+        assert_eq!(payload, json!({ "reason": reason }));
+        socket.expect("disconnect").await;
+        at
+    });
+    futures::future::join_all(waits).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kick_reaches_the_users_sockets_on_every_replica_within_a_second() {
+    let cluster = Cluster::start(3).await;
+    let apis = [0, 1, 2].map(|i| Api::new(&cluster.replica_url(i)));
+    let (alice, bob) = (apis[0].known_user().await, apis[0].known_user().await);
+    let mut alice_sockets = Vec::new();
+    let mut bob_sockets = Vec::new();
+    for api in &apis {
+        alice_sockets.push(TestSocket::connect(&api.base, Some(&alice.token)).await.unwrap());
+        bob_sockets.push(TestSocket::connect(&api.base, Some(&bob.token)).await.unwrap());
+    }
+    for socket in &alice_sockets {
+        socket.expect(&format!("balance:updated:{}", alice.id)).await;
+    }
+
+    let started = Instant::now();
+    let answer = apis[0].admin_post(&format!("/api/admin/users/{}/disconnect", alice.id), json!({})).await;
+    assert_eq!(answer.expect(200), &json!({ "success": true, "disconnected": 1 }));
+    let latencies = ended_within(&alice_sockets, started, "kicked").await;
+    eprintln!("kick: admin request start on replica-1 → session:ended at the socket on replica-1/2/3: {latencies:?}");
+    assert!(latencies.iter().all(|l| *l < Duration::from_secs(1)), "within 1 s: {latencies:?}");
+
+    for socket in &bob_sockets {
+        socket.expect_none("session:ended", Duration::from_millis(200)).await;
+    }
+    apis[2].fund(&bob, 1.0).await;
+    for socket in &bob_sockets {
+        socket.expect(&format!("balance:updated:{}", bob.id)).await;
+    }
+    for i in 0..3 {
+        assert_eq!(
+            cluster.metric(i, "cyberhub_socket_sessions_ended_total{reason=\"kicked\"}").await,
+            1.0,
+            "replica {i}"
+        );
+    }
+
+    // The same with the official client, over websocket and over polling.
+    let urls: Vec<String> = (0..3).map(|i| cluster.replica_url(i)).collect();
+    run_node_tests(&urls[0], "tests/js/admin-sessions.mjs", &[("REPLICA_URLS", &urls.join(" "))]).await;
+    cluster.shutdown().await;
+}
