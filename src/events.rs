@@ -28,6 +28,12 @@ pub enum Event {
     UserKicked {
         user_id: Uuid,
     },
+    /// An admin blocked or unblocked the user: every replica updates its cache, and a block ends
+    /// the user's sockets with `session:ended { reason: "blocked" }`.
+    UserBlocked {
+        user_id: Uuid,
+        blocked: bool,
+    },
 }
 
 /// Who receives an event.
@@ -47,7 +53,8 @@ impl Event {
             Event::CasesUpdated => Audience::Everyone,
             Event::BalanceUpdated { user_id, .. }
             | Event::InventoryUpdated { user_id }
-            | Event::UserKicked { user_id } => Audience::Room(user_room(*user_id)),
+            | Event::UserKicked { user_id }
+            | Event::UserBlocked { user_id, .. } => Audience::Room(user_room(*user_id)),
         }
     }
 
@@ -57,7 +64,7 @@ impl Event {
             Event::CasesUpdated => "cases:updated".into(),
             Event::BalanceUpdated { user_id, .. } => format!("balance:updated:{user_id}"),
             Event::InventoryUpdated { user_id } => format!("inventory:updated:{user_id}"),
-            Event::UserKicked { .. } => crate::sessions::SESSION_ENDED.into(),
+            Event::UserKicked { .. } | Event::UserBlocked { .. } => crate::sessions::SESSION_ENDED.into(),
         }
     }
 
@@ -68,7 +75,9 @@ impl Event {
                 Some(json!({ "balance": Cents(*balance), "version": version }))
             }
             Event::CasesUpdated | Event::InventoryUpdated { .. } => None,
-            Event::UserKicked { .. } => self.ends_sessions().map(|(_, reason)| json!({ "reason": reason.as_str() })),
+            Event::UserKicked { .. } | Event::UserBlocked { .. } => {
+                self.ends_sessions().map(|(_, reason)| json!({ "reason": reason.as_str() }))
+            }
         }
     }
 
@@ -79,13 +88,21 @@ impl Event {
             Event::BalanceUpdated { .. } => "balance_updated",
             Event::InventoryUpdated { .. } => "inventory_updated",
             Event::UserKicked { .. } => "user_kicked",
+            Event::UserBlocked { .. } => "user_blocked",
         }
+    }
+
+    /// Session control (kick, block) rather than something to show: never emitted as such.
+    pub fn is_control(&self) -> bool {
+        matches!(self, Event::UserKicked { .. } | Event::UserBlocked { .. })
     }
 
     /// For the events that end a user's sessions rather than inform them: whose, and why.
     pub fn ends_sessions(&self) -> Option<(Uuid, EndReason)> {
         match self {
             Event::UserKicked { user_id } => Some((*user_id, EndReason::Kicked)),
+            Event::UserBlocked { user_id, blocked: true } => Some((*user_id, EndReason::Blocked)),
+            Event::UserBlocked { blocked: false, .. } => None,
             Event::CasesUpdated | Event::BalanceUpdated { .. } | Event::InventoryUpdated { .. } => None,
         }
     }

@@ -276,7 +276,7 @@ impl Metrics {
         for rejection in crate::bus::Rejection::ALL {
             self.bus_rejected.with_label_values(&[rejection.as_str()]);
         }
-        for outcome in ["accepted", "unauthorized", "rate_limited", "unavailable", "too_many_connections"] {
+        for outcome in ["accepted", "unauthorized", "rate_limited", "unavailable", "too_many_connections", "blocked"] {
             self.connects.with_label_values(&[outcome]);
         }
         for reason in ["token_expired", "draining", "kicked", "blocked"] {

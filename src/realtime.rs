@@ -20,7 +20,7 @@ use crate::client_ip;
 use crate::events::{user_room, Envelope, Event};
 use crate::metrics::Metrics;
 use crate::sessions::{self, Expiry, SlowConsumer};
-use crate::state::AppState;
+use crate::state::{AppState, KnownUsers};
 use crate::store::Store;
 
 const NO_ARGUMENTS: [u8; 0] = [];
@@ -51,11 +51,12 @@ impl Origin {
 pub struct Delivery {
     io: SocketIo,
     metrics: Arc<Metrics>,
+    known_users: Arc<KnownUsers>,
 }
 
 impl Delivery {
-    pub fn new(io: SocketIo, metrics: Arc<Metrics>) -> Self {
-        Delivery { io, metrics }
+    pub fn new(io: SocketIo, metrics: Arc<Metrics>, known_users: Arc<KnownUsers>) -> Self {
+        Delivery { io, metrics, known_users }
     }
 
     pub async fn deliver(&self, envelope: &Envelope, origin: Origin) {
@@ -86,13 +87,18 @@ impl Delivery {
 
     /// Acts on an event: ends the sessions it ends, or emits it to the sockets it is for.
     pub async fn dispatch(&self, event: &Event, origin: Origin) {
-        match event.ends_sessions() {
-            Some((user_id, reason)) => {
-                sessions::end_user(&self.io, user_id, reason, &self.metrics);
-                self.metrics.events_delivered.with_label_values(&[event.kind(), origin.label()]).inc();
-            }
-            None => self.deliver(&Envelope::from(event), origin).await,
+        // The cache first, so a socket connecting meanwhile is refused (it re-checks after
+        // joining its room, see `authenticate`).
+        if let Event::UserBlocked { user_id, blocked } = event {
+            self.known_users.set(*user_id, *blocked);
         }
+        if !event.is_control() {
+            return self.deliver(&Envelope::from(event), origin).await;
+        }
+        if let Some((user_id, reason)) = event.ends_sessions() {
+            sessions::end_user(&self.io, user_id, reason, &self.metrics);
+        }
+        self.metrics.events_delivered.with_label_values(&[event.kind(), origin.label()]).inc();
     }
 
     pub fn observe_lag(&self, kind: &str, published_at: SystemTime) {
@@ -110,6 +116,8 @@ impl Delivery {
             .filter_map(|socket| socket.extensions.get::<Session>().and_then(|s| s.0).map(|i| i.user_id))
             .collect();
         tracing::info!(users = users.len(), "resyncing local sockets");
+        // A block or unblock may have been missed in the gap: ask the database again.
+        self.known_users.forget_all();
         self.deliver(&Envelope::from(&Event::CasesUpdated), Origin::Resync).await;
         for user_id in users {
             self.deliver(&Envelope::from(&Event::InventoryUpdated { user_id }), Origin::Resync).await;
@@ -145,6 +153,8 @@ enum ConnectRefused {
     Unavailable,
     #[error("too_many_connections")]
     TooManyConnections,
+    #[error("blocked")]
+    Blocked,
 }
 
 /// `user:identify`'s only argument. Parsed into this, not into a `serde_json::Value`, so a
@@ -204,13 +214,17 @@ async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) 
         }
     };
     if let Some(identity) = identity {
-        if let Err(err) = state.remember_user(identity.user_id).await {
-            tracing::warn!(error = %err, "socket connect refused: database unavailable");
-            state.metrics.connects.with_label_values(&["unavailable"]).inc();
-            if let crate::store::StoreError::Unavailable { cause, .. } = &err {
-                state.metrics.db_unavailable.with_label_values(&[cause.as_str()]).inc();
+        match state.remember_user(identity.user_id).await {
+            Ok(false) => {}
+            Ok(true) => return Err(refuse_blocked(&state)),
+            Err(err) => {
+                tracing::warn!(error = %err, "socket connect refused: database unavailable");
+                state.metrics.connects.with_label_values(&["unavailable"]).inc();
+                if let crate::store::StoreError::Unavailable { cause, .. } = &err {
+                    state.metrics.db_unavailable.with_label_values(&[cause.as_str()]).inc();
+                }
+                return Err(ConnectRefused::Unavailable);
             }
-            return Err(ConnectRefused::Unavailable);
         }
     }
     // Held in the socket's extensions: its place is freed when the socket goes, whichever way.
@@ -227,16 +241,27 @@ async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) 
             let _ = ack.send(&identify(&socket, identity, body.ok()));
         },
     );
+    let refresh_state = state.clone();
     socket.on("auth:refresh", move |socket: SocketRef, TryData(body): TryData<RefreshRequest>, ack: AckSender| {
-        let state = state.clone();
+        let state = refresh_state.clone();
         async move {
             let _ = ack.send(&refresh(&socket, &state, body.ok()));
         }
     });
     if let Some(identity) = identity {
         socket.join(user_room(identity.user_id));
+        // A block that landed since the check above found no socket in the room to end: look again.
+        if state.known_users.blocked(identity.user_id) == Some(true) {
+            socket.leave_all();
+            return Err(refuse_blocked(&state));
+        }
     }
     Ok(())
+}
+
+fn refuse_blocked(state: &AppState) -> ConnectRefused {
+    state.metrics.connects.with_label_values(&["blocked"]).inc();
+    ConnectRefused::Blocked
 }
 
 async fn on_connect(socket: SocketRef, state: AppState) {

@@ -20,6 +20,8 @@ pub enum EndReason {
     Draining,
     /// An admin disconnected the user (`POST /api/admin/users/:id/disconnect`).
     Kicked,
+    /// An admin blocked the user (`PUT /api/admin/users/:id/block`).
+    Blocked,
 }
 
 impl EndReason {
@@ -28,6 +30,7 @@ impl EndReason {
             EndReason::TokenExpired => "token_expired",
             EndReason::Draining => "draining",
             EndReason::Kicked => "kicked",
+            EndReason::Blocked => "blocked",
         }
     }
 }

@@ -62,7 +62,8 @@ impl Application {
             // and closes the socket before anything is buffered.
             .with_parser(ParserConfig::common().max_incoming_binaries(0).max_incoming_binary_buf_size(0))
             .build_layer();
-        let delivery = Delivery::new(io.clone(), metrics.clone());
+        let known_users = Arc::new(crate::state::KnownUsers::default());
+        let delivery = Delivery::new(io.clone(), metrics.clone(), known_users.clone());
         let bus: Arc<dyn EventBus> = match &config.redis_url {
             None => Arc::new(LocalBus::new(delivery)),
             Some(url) => {
@@ -90,7 +91,7 @@ impl Application {
 
         let listener = listen(SocketAddr::new(config.bind, config.port))?;
         let cors = cors_layer(&config.cors_origins);
-        let state = AppState::new(config, store, bus, jwt, metrics, io.clone());
+        let state = AppState::new(config, store, bus, jwt, metrics, io.clone(), known_users);
         realtime::register(&io, state.clone());
         tokio::spawn(shrink_rate_limiters(state.clone()));
 

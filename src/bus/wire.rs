@@ -117,7 +117,9 @@ fn valid(message: &Message) -> bool {
         && origin.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     let event_ok = match &message.event {
         Event::BalanceUpdated { balance, version, .. } => *balance >= 0 && *version >= 0,
-        Event::CasesUpdated | Event::InventoryUpdated { .. } | Event::UserKicked { .. } => true,
+        Event::CasesUpdated | Event::InventoryUpdated { .. } | Event::UserKicked { .. } | Event::UserBlocked { .. } => {
+            true
+        }
     };
     origin_ok && event_ok
 }
@@ -152,6 +154,7 @@ mod tests {
             Event::InventoryUpdated { user_id: Uuid::new_v4() },
             balance().event,
             Event::UserKicked { user_id: Uuid::new_v4() },
+            Event::UserBlocked { user_id: Uuid::new_v4(), blocked: true },
         ] {
             let message = Message { event, ..balance() };
             let text = encode(&key(), &message);
@@ -207,6 +210,8 @@ mod tests {
             r#"{"origin":"","ts":0,"event":{"type":"cases_updated"}}"#,
             r#"{"origin":"r","ts":0,"event":{"type":"user_kicked","user_id":"user:1"}}"#,
             r#"{"origin":"r","ts":0,"event":{"type":"user_kicked"}}"#,
+            &format!(r#"{{"origin":"r","ts":0,"event":{{"type":"user_blocked","user_id":"{id}","blocked":"yes"}}}}"#),
+            &format!(r#"{{"origin":"r","ts":0,"event":{{"type":"user_blocked","user_id":"{id}"}}}}"#),
         ] {
             assert_eq!(decode(&key(), &signed(&key(), json)), Err(Rejection::Malformed), "{json}");
         }

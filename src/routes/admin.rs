@@ -164,3 +164,40 @@ pub async fn disconnect_user(
     state.publish([Event::UserKicked { user_id }]).await;
     Ok(Json(json!({ "success": true, "disconnected": disconnected })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequest {
+    blocked: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `PUT /api/admin/users/:id/block { blocked, reason? }`: a blocked player's authenticated HTTP
+/// calls answer 403 `blocked`, socket connects are refused with `blocked`, and live sockets on
+/// every replica get `session:ended { reason: "blocked" }`. Payments are still credited.
+pub async fn set_blocked(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    IdPath(user_id): IdPath,
+    JsonBody(body): JsonBody<BlockRequest>,
+) -> ApiResult<Json<Value>> {
+    let reason = body.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
+        return Err(invalid("reason: must be at most 200 characters".into()));
+    }
+    let user = state.store.set_blocked(user_id, body.blocked, reason.as_deref()).await?;
+    tracing::info!(admin = %admin.user_id, user = %user_id, blocked = body.blocked, "user block changed");
+    state.publish([Event::UserBlocked { user_id, blocked: body.blocked }]).await;
+    Ok(Json(json!({ "success": true, "user": user })))
+}
+
+/// `GET /api/admin/users/:id`: balance and block state.
+pub async fn user(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    IdPath(user_id): IdPath,
+) -> ApiResult<Json<Value>> {
+    let user = state.store.user(user_id).await?.ok_or(ApiError::NotFound("user"))?;
+    Ok(Json(json!({ "success": true, "user": user })))
+}

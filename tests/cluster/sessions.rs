@@ -62,3 +62,55 @@ async fn a_kick_reaches_the_users_sockets_on_every_replica_within_a_second() {
     run_node_tests(&urls[0], "tests/js/admin-sessions.mjs", &[("REPLICA_URLS", &urls.join(" "))]).await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_reaches_every_replica_and_an_unblock_restores_everywhere() {
+    let cluster = Cluster::start(3).await;
+    let apis = [0, 1, 2].map(|i| Api::new(&cluster.replica_url(i)));
+    let (alice, bob) = (apis[0].known_user().await, apis[0].known_user().await);
+    let mut alice_sockets = Vec::new();
+    let mut bob_sockets = Vec::new();
+    for api in &apis {
+        // Every replica has her cached as not blocked: the block must invalidate that.
+        api.get("/api/me", Some(&alice.token)).await.expect(200);
+        alice_sockets.push(TestSocket::connect(&api.base, Some(&alice.token)).await.unwrap());
+        bob_sockets.push(TestSocket::connect(&api.base, Some(&bob.token)).await.unwrap());
+    }
+    for socket in &alice_sockets {
+        socket.expect(&format!("balance:updated:{}", alice.id)).await;
+    }
+
+    let path = format!("/api/admin/users/{}/block", alice.id);
+    let started = Instant::now();
+    apis[1].put(&path, Some(&apis[1].admin.token), json!({ "blocked": true, "reason": "fraud" })).await.expect(200);
+    let latencies = ended_within(&alice_sockets, started, "blocked").await;
+    eprintln!("block: admin request start on replica-2 → session:ended at the socket on replica-1/2/3: {latencies:?}");
+    assert!(latencies.iter().all(|l| *l < Duration::from_secs(1)), "within 1 s: {latencies:?}");
+    for (i, api) in apis.iter().enumerate() {
+        api.get("/api/me", Some(&alice.token)).await.expect_error(403, "blocked");
+        assert!(TestSocket::connect(&api.base, Some(&alice.token)).await.is_err(), "socket refused on replica {i}");
+        api.get("/api/me", Some(&bob.token)).await.expect(200);
+    }
+    for socket in &bob_sockets {
+        socket.expect_none("session:ended", Duration::from_millis(100)).await;
+    }
+
+    // Her payment, on another replica, is credited.
+    let payment = json!({ "paymentId": "blocked-cluster", "userId": alice.id, "amount": 4, "status": "success" });
+    apis[2].payment(&payment).await.expect(200);
+    let view = apis[0].get(&format!("/api/admin/users/{}", alice.id), Some(&apis[0].admin.token)).await;
+    let user = &view.expect(200)["user"];
+    assert_eq!(
+        (user["balance"].clone(), user["blocked"].clone(), user["blockedReason"].clone()),
+        (json!(4.0), json!(true), json!("fraud"))
+    );
+
+    apis[0].put(&path, Some(&apis[0].admin.token), json!({ "blocked": false })).await.expect(200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for api in &apis {
+        assert_eq!(api.balance(&alice).await, (4.0, 1));
+        let socket = TestSocket::connect(&api.base, Some(&alice.token)).await.unwrap();
+        socket.expect(&format!("balance:updated:{}", alice.id)).await;
+    }
+    cluster.shutdown().await;
+}
