@@ -10,6 +10,7 @@ pub struct Metrics {
     pub connected_clients: IntGauge,
     pub connected_clients_by_auth: IntGaugeVec,
     pub cluster_clients: IntGauge,
+    pub online_users: IntGauge,
     pub connects: IntCounterVec,
     pub handshakes: IntCounterVec,
     pub disconnects: IntCounterVec,
@@ -102,6 +103,11 @@ impl Metrics {
                 &registry,
                 "cyberhub_cluster_clients",
                 "Socket.IO clients on all live replicas (from Redis)",
+            ),
+            online_users: gauge(
+                &registry,
+                "cyberhub_online_users",
+                "Distinct authenticated users with a socket on this replica (refreshed every 2 s)",
             ),
             connects: counter_vec(
                 &registry,

@@ -101,6 +101,10 @@ impl Delivery {
         self.metrics.events_delivered.with_label_values(&[event.kind(), origin.label()]).inc();
     }
 
+    pub fn io(&self) -> &SocketIo {
+        &self.io
+    }
+
     pub fn observe_lag(&self, kind: &str, published_at: SystemTime) {
         let lag = SystemTime::now().duration_since(published_at).unwrap_or(Duration::ZERO);
         self.metrics.event_lag.with_label_values(&[kind]).observe(lag.as_secs_f64());
@@ -232,6 +236,7 @@ async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) 
         socket.extensions.insert(slot);
     }
     socket.extensions.insert(Session(identity));
+    socket.extensions.insert(crate::online::SocketInfo { connected_at: chrono::Utc::now(), client_ip: ip });
     // Listening and in its room before the connect packet goes out: socketioxide sends it as soon
     // as the middleware returns and runs the connect handler a moment later, and old clients emit
     // user:identify the moment they read it.

@@ -65,7 +65,10 @@ impl Application {
         let known_users = Arc::new(crate::state::KnownUsers::default());
         let delivery = Delivery::new(io.clone(), metrics.clone(), known_users.clone());
         let bus: Arc<dyn EventBus> = match &config.redis_url {
-            None => Arc::new(LocalBus::new(delivery)),
+            None => {
+                tokio::spawn(online_gauge_loop(io.clone(), metrics.clone()));
+                Arc::new(LocalBus::new(delivery))
+            }
             Some(url) => {
                 let secret =
                     config.bus_secret.as_ref().ok_or_else(|| anyhow::anyhow!("BUS_SECRET is required in a cluster"))?;
@@ -235,4 +238,13 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// Single node: keeps `cyberhub_online_users` current (in a cluster the bus's snapshot loop does).
+async fn online_gauge_loop(io: socketioxide::SocketIo, metrics: Arc<crate::metrics::Metrics>) {
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        every.tick().await;
+        metrics.online_users.set(crate::online::local_users(&io).1.len() as i64);
+    }
 }

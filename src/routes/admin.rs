@@ -201,3 +201,39 @@ pub async fn user(
     let user = state.store.user(user_id).await?.ok_or(ApiError::NotFound("user"))?;
     Ok(Json(json!({ "success": true, "user": user })))
 }
+
+/// `GET /api/admin/online`: sockets and distinct users, cluster-wide and per replica (from the
+/// snapshots replicas refresh in Redis every 2 s; a single node answers from its own sockets).
+pub async fn online(State(state): State<AppState>, AdminUser(_): AdminUser) -> ApiResult<Json<Value>> {
+    let (replicas, users) = match state.bus.online().await {
+        None => {
+            let (sockets, users) = crate::online::local_users(&state.io);
+            let replica = crate::online::ReplicaOnline {
+                replica: state.config.replica_id.clone(),
+                sockets,
+                users: users.len() as u64,
+                updated_at: chrono::Utc::now(),
+            };
+            (vec![replica], users.len() as u64)
+        }
+        Some(Ok(cluster)) => (cluster.replicas, cluster.users),
+        Some(Err(())) => return Err(ApiError::Unavailable("cluster bus unavailable")),
+    };
+    let sockets: u64 = replicas.iter().map(|r| r.sockets).sum();
+    Ok(Json(json!({ "success": true, "sockets": sockets, "users": users, "replicas": replicas })))
+}
+
+/// `GET /api/admin/users/:id/sessions`: the user's live sockets on every replica.
+pub async fn sessions(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    IdPath(user_id): IdPath,
+) -> ApiResult<Json<Value>> {
+    state.store.account(user_id).await?.ok_or(ApiError::NotFound("user"))?;
+    let sessions = match state.bus.user_sessions(user_id).await {
+        None => crate::online::local_sessions(&state.io, &state.config.replica_id, user_id),
+        Some(Ok(sessions)) => sessions,
+        Some(Err(())) => return Err(ApiError::Unavailable("cluster bus unavailable")),
+    };
+    Ok(Json(json!({ "success": true, "sessions": sessions })))
+}

@@ -47,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/admin/users/{id}", get(admin::user))
         .route("/api/admin/users/{id}/disconnect", post(admin::disconnect_user))
         .route("/api/admin/users/{id}/block", put(admin::set_blocked))
+        .route("/api/admin/users/{id}/sessions", get(admin::sessions))
+        .route("/api/admin/online", get(admin::online))
         .route("/api/payment/callback", post(payment::callback))
         .route("/api/fair", get(fair::current))
         .route("/api/fair/client-seed", put(fair::set_client_seed))

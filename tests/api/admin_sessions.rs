@@ -122,3 +122,31 @@ on_both_backends! {
         assert_eq!(view.expect(200)["user"]["blocked"], json!(false));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_is_online_on_a_single_node() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (alice, bob) = (app.known_user().await, app.known_user().await);
+    let _sockets = [
+        app.socket(Some(&alice.token)).await,
+        app.socket(Some(&alice.token)).await,
+        app.socket(Some(&bob.token)).await,
+        app.socket(None).await,
+    ];
+    let admin = Some(app.admin.token.as_str());
+    let online = app.get("/api/admin/online", admin).await;
+    let body = online.expect(200);
+    assert_eq!((body["sockets"].clone(), body["users"].clone()), (json!(4), json!(2)), "{body}");
+    assert_eq!(body["replicas"].as_array().unwrap().len(), 1);
+    let sessions = app.get(&format!("/api/admin/users/{}/sessions", alice.id), admin).await;
+    let list = sessions.expect(200)["sessions"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0]["transport"], json!("websocket"));
+    assert_eq!(list[0]["clientIp"], json!("127.0.0.1"));
+    assert!(list[0]["socketId"].is_string() && list[0]["connectedAt"].is_string());
+    app.get(&format!("/api/admin/users/{}/sessions", Uuid::new_v4()), admin).await.expect_error(404, "not_found");
+    app.get("/api/admin/online", Some(&alice.token)).await.expect_error(403, "forbidden");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(app.metric("cyberhub_online_users", &[]).await, 2.0);
+    app.cleanup().await;
+}

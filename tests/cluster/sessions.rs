@@ -114,3 +114,48 @@ async fn a_block_reaches_every_replica_and_an_unblock_restores_everywhere() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "unfinished: in the one run so far one of three replicas never appeared in cyberhub:online within 5 s; not yet diagnosed"]
+async fn who_is_online_spans_replicas_and_drops_a_killed_one() {
+    let mut cluster = Cluster::start(3).await;
+    let apis = [0, 1, 2].map(|i| Api::new(&cluster.replica_url(i)));
+    let (alice, bob) = (apis[0].known_user().await, apis[0].known_user().await);
+    let mut sockets = Vec::new();
+    for api in &apis {
+        sockets.push(TestSocket::connect(&api.base, Some(&alice.token)).await.unwrap());
+    }
+    sockets.push(TestSocket::connect(&apis[2].base, Some(&bob.token)).await.unwrap());
+    let admin = Some(apis[0].admin.token.as_str());
+    let mut body = json!(null);
+    for _ in 0..50 {
+        body = apis[0].get("/api/admin/online", admin).await.expect(200).clone();
+        if body["sockets"] == json!(4) && body["replicas"].as_array().unwrap().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((body["sockets"].clone(), body["users"].clone()), (json!(4), json!(2)), "{body}");
+    let sessions = apis[1].get(&format!("/api/admin/users/{}/sessions", alice.id), admin).await;
+    let list = sessions.expect(200)["sessions"].as_array().unwrap().clone();
+    let mut replicas: Vec<String> = list.iter().map(|s| s["replica"].as_str().unwrap().to_string()).collect();
+    replicas.sort();
+    assert_eq!(replicas, ["replica-1", "replica-2", "replica-3"], "{list:?}");
+
+    cluster.kill_replica(2);
+    let killed = Instant::now();
+    loop {
+        let body = apis[0].get("/api/admin/online", admin).await.expect(200).clone();
+        if body["replicas"].as_array().unwrap().len() == 2 {
+            assert_eq!((body["sockets"].clone(), body["users"].clone()), (json!(2), json!(1)), "{body}");
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(10), "the killed replica is still listed: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("online: a SIGKILLed replica dropped out after {:?}", killed.elapsed());
+    let list =
+        apis[0].get(&format!("/api/admin/users/{}/sessions", alice.id), admin).await.expect(200)["sessions"].clone();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    cluster.shutdown().await;
+}
