@@ -69,7 +69,7 @@ pub fn local_sessions(io: &SocketIo, replica: &str, user_id: Uuid) -> Vec<Sessio
             })
         })
         .collect();
-    sessions.sort_by(|a, b| a.connected_at.cmp(&b.connected_at));
+    sessions.sort_by_key(|s| s.connected_at);
     sessions.truncate(MAX_LISTED_PER_USER);
     sessions
 }
