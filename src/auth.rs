@@ -121,7 +121,11 @@ impl FromRequestParts<AppState> for AuthUser {
         };
         // Refused before any database work: a bad token costs a signature check, nothing more.
         let identity = verified.map_err(|e| ApiError::Unauthorized(token_error_message(e)))?;
-        state.remember_user(identity.user_id).await?;
+        // A blocked caller is refused whatever the route; the payment webhook takes no token, so
+        // a blocked player's payments are still credited.
+        if state.remember_user(identity.user_id).await? {
+            return Err(ApiError::Blocked);
+        }
         Ok(AuthUser(identity))
     }
 }

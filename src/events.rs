@@ -9,13 +9,31 @@ use uuid::Uuid;
 
 use crate::domain::Account;
 use crate::money::Cents;
+use crate::sessions::EndReason;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     CasesUpdated,
-    BalanceUpdated { user_id: Uuid, balance: i64, version: i64 },
-    InventoryUpdated { user_id: Uuid },
+    BalanceUpdated {
+        user_id: Uuid,
+        balance: i64,
+        version: i64,
+    },
+    InventoryUpdated {
+        user_id: Uuid,
+    },
+    /// An admin kicked the user: every socket of theirs, on every replica, ends with
+    /// `session:ended { reason: "kicked" }`.
+    UserKicked {
+        user_id: Uuid,
+    },
+    /// An admin blocked or unblocked the user: every replica updates its cache, and a block ends
+    /// the user's sockets with `session:ended { reason: "blocked" }`.
+    UserBlocked {
+        user_id: Uuid,
+        blocked: bool,
+    },
 }
 
 /// Who receives an event.
@@ -33,9 +51,10 @@ impl Event {
     pub fn audience(&self) -> Audience {
         match self {
             Event::CasesUpdated => Audience::Everyone,
-            Event::BalanceUpdated { user_id, .. } | Event::InventoryUpdated { user_id } => {
-                Audience::Room(user_room(*user_id))
-            }
+            Event::BalanceUpdated { user_id, .. }
+            | Event::InventoryUpdated { user_id }
+            | Event::UserKicked { user_id }
+            | Event::UserBlocked { user_id, .. } => Audience::Room(user_room(*user_id)),
         }
     }
 
@@ -45,6 +64,7 @@ impl Event {
             Event::CasesUpdated => "cases:updated".into(),
             Event::BalanceUpdated { user_id, .. } => format!("balance:updated:{user_id}"),
             Event::InventoryUpdated { user_id } => format!("inventory:updated:{user_id}"),
+            Event::UserKicked { .. } | Event::UserBlocked { .. } => crate::sessions::SESSION_ENDED.into(),
         }
     }
 
@@ -55,6 +75,9 @@ impl Event {
                 Some(json!({ "balance": Cents(*balance), "version": version }))
             }
             Event::CasesUpdated | Event::InventoryUpdated { .. } => None,
+            Event::UserKicked { .. } | Event::UserBlocked { .. } => {
+                self.ends_sessions().map(|(_, reason)| json!({ "reason": reason.as_str() }))
+            }
         }
     }
 
@@ -64,6 +87,23 @@ impl Event {
             Event::CasesUpdated => "cases_updated",
             Event::BalanceUpdated { .. } => "balance_updated",
             Event::InventoryUpdated { .. } => "inventory_updated",
+            Event::UserKicked { .. } => "user_kicked",
+            Event::UserBlocked { .. } => "user_blocked",
+        }
+    }
+
+    /// Session control (kick, block) rather than something to show: never emitted as such.
+    pub fn is_control(&self) -> bool {
+        matches!(self, Event::UserKicked { .. } | Event::UserBlocked { .. })
+    }
+
+    /// For the events that end a user's sessions rather than inform them: whose, and why.
+    pub fn ends_sessions(&self) -> Option<(Uuid, EndReason)> {
+        match self {
+            Event::UserKicked { user_id } => Some((*user_id, EndReason::Kicked)),
+            Event::UserBlocked { user_id, blocked: true } => Some((*user_id, EndReason::Blocked)),
+            Event::UserBlocked { blocked: false, .. } => None,
+            Event::CasesUpdated | Event::BalanceUpdated { .. } | Event::InventoryUpdated { .. } => None,
         }
     }
 }

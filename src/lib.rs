@@ -13,6 +13,7 @@ pub mod fair;
 pub mod http;
 pub mod metrics;
 pub mod money;
+pub mod online;
 pub mod rate_limit;
 pub mod realtime;
 pub mod routes;

@@ -10,6 +10,7 @@ pub struct Metrics {
     pub connected_clients: IntGauge,
     pub connected_clients_by_auth: IntGaugeVec,
     pub cluster_clients: IntGauge,
+    pub online_users: IntGauge,
     pub connects: IntCounterVec,
     pub handshakes: IntCounterVec,
     pub disconnects: IntCounterVec,
@@ -103,6 +104,11 @@ impl Metrics {
                 "cyberhub_cluster_clients",
                 "Socket.IO clients on all live replicas (from Redis)",
             ),
+            online_users: gauge(
+                &registry,
+                "cyberhub_online_users",
+                "Distinct authenticated users with a socket on this replica (refreshed every 2 s)",
+            ),
             connects: counter_vec(
                 &registry,
                 "cyberhub_socket_connects_total",
@@ -124,7 +130,7 @@ impl Metrics {
             sessions_ended: counter_vec(
                 &registry,
                 "cyberhub_socket_sessions_ended_total",
-                "Sockets the server ended with session:ended, by reason (token_expired, draining)",
+                "Sockets the server ended with session:ended, by reason (token_expired, draining, kicked, blocked)",
                 &["reason"],
             ),
             token_refreshes: counter_vec(
@@ -276,10 +282,10 @@ impl Metrics {
         for rejection in crate::bus::Rejection::ALL {
             self.bus_rejected.with_label_values(&[rejection.as_str()]);
         }
-        for outcome in ["accepted", "unauthorized", "rate_limited", "unavailable", "too_many_connections"] {
+        for outcome in ["accepted", "unauthorized", "rate_limited", "unavailable", "too_many_connections", "blocked"] {
             self.connects.with_label_values(&[outcome]);
         }
-        for reason in ["token_expired", "draining"] {
+        for reason in ["token_expired", "draining", "kicked", "blocked"] {
             self.sessions_ended.with_label_values(&[reason]);
         }
         for outcome in ["ok", "unauthorized", "forbidden"] {
@@ -294,7 +300,7 @@ impl Metrics {
         for auth in ["authenticated", "anonymous"] {
             self.connected_clients_by_auth.with_label_values(&[auth]);
         }
-        for event in ["cases_updated", "balance_updated", "inventory_updated"] {
+        for event in ["cases_updated", "balance_updated", "inventory_updated", "user_kicked", "user_blocked"] {
             self.events_published.with_label_values(&[event]);
         }
         self

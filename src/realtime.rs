@@ -20,7 +20,7 @@ use crate::client_ip;
 use crate::events::{user_room, Envelope, Event};
 use crate::metrics::Metrics;
 use crate::sessions::{self, Expiry, SlowConsumer};
-use crate::state::AppState;
+use crate::state::{AppState, KnownUsers};
 use crate::store::Store;
 
 const NO_ARGUMENTS: [u8; 0] = [];
@@ -46,16 +46,24 @@ impl Origin {
     }
 }
 
+/// This replica's sockets. `io.sockets()` panics while the `/` namespace is not registered yet,
+/// and the bus's background tasks start before it is: one of them died that way at startup, and
+/// with it the replica's "who is online" entry.
+pub fn local_sockets(io: &SocketIo) -> Vec<SocketRef> {
+    io.of("/").map(|namespace| namespace.sockets()).unwrap_or_default()
+}
+
 /// Emits events to the sockets of this replica.
 #[derive(Clone)]
 pub struct Delivery {
     io: SocketIo,
     metrics: Arc<Metrics>,
+    known_users: Arc<KnownUsers>,
 }
 
 impl Delivery {
-    pub fn new(io: SocketIo, metrics: Arc<Metrics>) -> Self {
-        Delivery { io, metrics }
+    pub fn new(io: SocketIo, metrics: Arc<Metrics>, known_users: Arc<KnownUsers>) -> Self {
+        Delivery { io, metrics, known_users }
     }
 
     pub async fn deliver(&self, envelope: &Envelope, origin: Origin) {
@@ -84,6 +92,26 @@ impl Delivery {
         self.metrics.events_delivered.with_label_values(&[&envelope.kind, origin.label()]).inc();
     }
 
+    /// Acts on an event: ends the sessions it ends, or emits it to the sockets it is for.
+    pub async fn dispatch(&self, event: &Event, origin: Origin) {
+        // The cache first, so a socket connecting meanwhile is refused (it re-checks after
+        // joining its room, see `authenticate`).
+        if let Event::UserBlocked { user_id, blocked } = event {
+            self.known_users.set(*user_id, *blocked);
+        }
+        if !event.is_control() {
+            return self.deliver(&Envelope::from(event), origin).await;
+        }
+        if let Some((user_id, reason)) = event.ends_sessions() {
+            sessions::end_user(&self.io, user_id, reason, &self.metrics);
+        }
+        self.metrics.events_delivered.with_label_values(&[event.kind(), origin.label()]).inc();
+    }
+
+    pub fn io(&self) -> &SocketIo {
+        &self.io
+    }
+
     pub fn observe_lag(&self, kind: &str, published_at: SystemTime) {
         let lag = SystemTime::now().duration_since(published_at).unwrap_or(Duration::ZERO);
         self.metrics.event_lag.with_label_values(&[kind]).observe(lag.as_secs_f64());
@@ -92,13 +120,13 @@ impl Delivery {
     /// Brings every local socket back to the true state after events may have been missed: the
     /// current balance to each authenticated socket, and refetch hints for cases and inventory.
     pub async fn resync(&self, store: &dyn Store) {
-        let users: HashSet<Uuid> = self
-            .io
-            .sockets()
+        let users: HashSet<Uuid> = local_sockets(&self.io)
             .iter()
             .filter_map(|socket| socket.extensions.get::<Session>().and_then(|s| s.0).map(|i| i.user_id))
             .collect();
         tracing::info!(users = users.len(), "resyncing local sockets");
+        // A block or unblock may have been missed in the gap: ask the database again.
+        self.known_users.forget_all();
         self.deliver(&Envelope::from(&Event::CasesUpdated), Origin::Resync).await;
         for user_id in users {
             self.deliver(&Envelope::from(&Event::InventoryUpdated { user_id }), Origin::Resync).await;
@@ -134,6 +162,8 @@ enum ConnectRefused {
     Unavailable,
     #[error("too_many_connections")]
     TooManyConnections,
+    #[error("blocked")]
+    Blocked,
 }
 
 /// `user:identify`'s only argument. Parsed into this, not into a `serde_json::Value`, so a
@@ -193,13 +223,17 @@ async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) 
         }
     };
     if let Some(identity) = identity {
-        if let Err(err) = state.remember_user(identity.user_id).await {
-            tracing::warn!(error = %err, "socket connect refused: database unavailable");
-            state.metrics.connects.with_label_values(&["unavailable"]).inc();
-            if let crate::store::StoreError::Unavailable { cause, .. } = &err {
-                state.metrics.db_unavailable.with_label_values(&[cause.as_str()]).inc();
+        match state.remember_user(identity.user_id).await {
+            Ok(false) => {}
+            Ok(true) => return Err(refuse_blocked(&state)),
+            Err(err) => {
+                tracing::warn!(error = %err, "socket connect refused: database unavailable");
+                state.metrics.connects.with_label_values(&["unavailable"]).inc();
+                if let crate::store::StoreError::Unavailable { cause, .. } = &err {
+                    state.metrics.db_unavailable.with_label_values(&[cause.as_str()]).inc();
+                }
+                return Err(ConnectRefused::Unavailable);
             }
-            return Err(ConnectRefused::Unavailable);
         }
     }
     // Held in the socket's extensions: its place is freed when the socket goes, whichever way.
@@ -207,6 +241,7 @@ async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) 
         socket.extensions.insert(slot);
     }
     socket.extensions.insert(Session(identity));
+    socket.extensions.insert(crate::online::SocketInfo { connected_at: chrono::Utc::now(), client_ip: ip });
     // Listening and in its room before the connect packet goes out: socketioxide sends it as soon
     // as the middleware returns and runs the connect handler a moment later, and old clients emit
     // user:identify the moment they read it.
@@ -216,16 +251,27 @@ async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) 
             let _ = ack.send(&identify(&socket, identity, body.ok()));
         },
     );
+    let refresh_state = state.clone();
     socket.on("auth:refresh", move |socket: SocketRef, TryData(body): TryData<RefreshRequest>, ack: AckSender| {
-        let state = state.clone();
+        let state = refresh_state.clone();
         async move {
             let _ = ack.send(&refresh(&socket, &state, body.ok()));
         }
     });
     if let Some(identity) = identity {
         socket.join(user_room(identity.user_id));
+        // A block that landed since the check above found no socket in the room to end: look again.
+        if state.known_users.blocked(identity.user_id) == Some(true) {
+            socket.leave_all();
+            return Err(refuse_blocked(&state));
+        }
     }
     Ok(())
+}
+
+fn refuse_blocked(state: &AppState) -> ConnectRefused {
+    state.metrics.connects.with_label_values(&["blocked"]).inc();
+    ConnectRefused::Blocked
 }
 
 async fn on_connect(socket: SocketRef, state: AppState) {

@@ -18,6 +18,10 @@ pub const SESSION_ENDED: &str = "session:ended";
 pub enum EndReason {
     TokenExpired,
     Draining,
+    /// An admin disconnected the user (`POST /api/admin/users/:id/disconnect`).
+    Kicked,
+    /// An admin blocked the user (`PUT /api/admin/users/:id/block`).
+    Blocked,
 }
 
 impl EndReason {
@@ -25,6 +29,8 @@ impl EndReason {
         match self {
             EndReason::TokenExpired => "token_expired",
             EndReason::Draining => "draining",
+            EndReason::Kicked => "kicked",
+            EndReason::Blocked => "blocked",
         }
     }
 }
@@ -43,6 +49,24 @@ pub fn end(socket: &SocketRef, reason: EndReason, metrics: &Metrics) {
     } else if let Err(SocketError::InternalChannelFull) = socket.clone().disconnect() {
         cut_slow_consumer(socket.clone(), metrics);
     }
+}
+
+/// How many sockets `user_id` has on this replica.
+pub fn count_user(io: &socketioxide::SocketIo, user_id: uuid::Uuid) -> usize {
+    io.of("/").map_or(0, |ns| ns.to(crate::events::user_room(user_id)).sockets().len())
+}
+
+/// Ends every socket of `user_id` on this replica; returns how many there were.
+pub fn end_user(io: &socketioxide::SocketIo, user_id: uuid::Uuid, reason: EndReason, metrics: &Metrics) -> usize {
+    let Some(namespace) = io.of("/") else { return 0 };
+    let sockets = namespace.to(crate::events::user_room(user_id)).sockets();
+    for socket in &sockets {
+        end(socket, reason, metrics);
+    }
+    if !sockets.is_empty() {
+        tracing::info!(user = %user_id, sockets = sockets.len(), reason = reason.as_str(), "ended a user's sessions");
+    }
+    sockets.len()
 }
 
 /// Marks a socket cut for being a slow consumer: it gets no more events.
@@ -123,7 +147,7 @@ fn instant_of(unix_secs: u64) -> Instant {
 /// over `window` so their clients do not all reconnect to the other replicas in the same instant.
 /// A zero window ends them all at once.
 pub async fn drain(io: &socketioxide::SocketIo, window: Duration, metrics: &Metrics) {
-    let sockets = io.sockets();
+    let sockets = crate::realtime::local_sockets(io);
     let count = sockets.len();
     tracing::info!(sockets = count, window_ms = window.as_millis() as u64, "draining sockets");
     let start = Instant::now();

@@ -62,9 +62,13 @@ impl Application {
             // and closes the socket before anything is buffered.
             .with_parser(ParserConfig::common().max_incoming_binaries(0).max_incoming_binary_buf_size(0))
             .build_layer();
-        let delivery = Delivery::new(io.clone(), metrics.clone());
+        let known_users = Arc::new(crate::state::KnownUsers::default());
+        let delivery = Delivery::new(io.clone(), metrics.clone(), known_users.clone());
         let bus: Arc<dyn EventBus> = match &config.redis_url {
-            None => Arc::new(LocalBus::new(delivery)),
+            None => {
+                tokio::spawn(online_gauge_loop(io.clone(), metrics.clone()));
+                Arc::new(LocalBus::new(delivery))
+            }
             Some(url) => {
                 let secret =
                     config.bus_secret.as_ref().ok_or_else(|| anyhow::anyhow!("BUS_SECRET is required in a cluster"))?;
@@ -90,7 +94,7 @@ impl Application {
 
         let listener = listen(SocketAddr::new(config.bind, config.port))?;
         let cors = cors_layer(&config.cors_origins);
-        let state = AppState::new(config, store, bus, jwt, metrics, io.clone());
+        let state = AppState::new(config, store, bus, jwt, metrics, io.clone(), known_users);
         realtime::register(&io, state.clone());
         tokio::spawn(shrink_rate_limiters(state.clone()));
 
@@ -234,4 +238,13 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// Single node: keeps `cyberhub_online_users` current (in a cluster the bus's snapshot loop does).
+async fn online_gauge_loop(io: socketioxide::SocketIo, metrics: Arc<crate::metrics::Metrics>) {
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        every.tick().await;
+        metrics.online_users.set(crate::online::local_users(&io).1.len() as i64);
+    }
 }

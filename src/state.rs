@@ -1,7 +1,7 @@
 //! Everything a handler needs, shared behind one `Arc`.
 
 use socketioxide::SocketIo;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -29,7 +29,7 @@ pub struct App {
     /// Set on SIGTERM: `/ready` answers 503 and new Engine.IO sessions are refused while the
     /// sockets are closed over `DRAIN_WINDOW`.
     pub draining: AtomicBool,
-    known_users: RwLock<HashSet<Uuid>>,
+    pub known_users: Arc<KnownUsers>,
     database_probe: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
 
@@ -47,6 +47,32 @@ impl Deref for AppState {
 /// cap bounds memory when many players pass through one replica.
 const KNOWN_USERS_CAP: usize = 200_000;
 
+/// The users this replica has seen, each with whether it is blocked. A block or unblock anywhere
+/// updates every replica's entry over the bus (`Event::UserBlocked`); after a gap in the bus the
+/// whole cache is dropped (`Delivery::resync`), so a missed update lasts no longer than the gap.
+/// Bounded: past `KNOWN_USERS_CAP` entries it starts over.
+#[derive(Default)]
+pub struct KnownUsers(RwLock<HashMap<Uuid, bool>>);
+
+impl KnownUsers {
+    /// `Some(blocked)` when the user is cached.
+    pub fn blocked(&self, user_id: Uuid) -> Option<bool> {
+        self.0.read().expect("lock").get(&user_id).copied()
+    }
+
+    pub fn set(&self, user_id: Uuid, blocked: bool) {
+        let mut known = self.0.write().expect("lock");
+        if known.len() >= KNOWN_USERS_CAP {
+            known.clear();
+        }
+        known.insert(user_id, blocked);
+    }
+
+    pub fn forget_all(&self) {
+        self.0.write().expect("lock").clear();
+    }
+}
+
 /// How long one database ping answers `/ready`: well under a probe period, so a failure still
 /// shows on the next probe.
 const DATABASE_PROBE_TTL: Duration = Duration::from_secs(1);
@@ -59,6 +85,7 @@ impl AppState {
         jwt: JwtKeys,
         metrics: Arc<Metrics>,
         io: SocketIo,
+        known_users: Arc<KnownUsers>,
     ) -> Self {
         let limits = RateLimiters::new(&config.rate_limits);
         let sockets = SocketAdmission::new(&config.sockets);
@@ -72,23 +99,20 @@ impl AppState {
             metrics,
             io,
             draining: AtomicBool::new(false),
-            known_users: RwLock::new(HashSet::new()),
+            known_users,
             database_probe: tokio::sync::Mutex::new(None),
         }))
     }
 
-    /// Creates the user on first sight (identity lives with the club, not with us).
-    pub async fn remember_user(&self, user_id: Uuid) -> StoreResult<()> {
-        if self.known_users.read().expect("lock").contains(&user_id) {
-            return Ok(());
+    /// Creates the user on first sight (identity lives with the club, not with us) and answers
+    /// whether the user is blocked, from the cache when it can.
+    pub async fn remember_user(&self, user_id: Uuid) -> StoreResult<bool> {
+        if let Some(blocked) = self.known_users.blocked(user_id) {
+            return Ok(blocked);
         }
-        self.store.ensure_user(user_id).await?;
-        let mut known = self.known_users.write().expect("lock");
-        if known.len() >= KNOWN_USERS_CAP {
-            known.clear();
-        }
-        known.insert(user_id);
-        Ok(())
+        let blocked = self.store.ensure_user(user_id).await?;
+        self.known_users.set(user_id, blocked);
+        Ok(blocked)
     }
 
     /// Whether the database answers, asked at most once per `DATABASE_PROBE_TTL` however often

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 
 use super::{BusHealth, EventBus};
-use crate::events::{Envelope, Event};
+use crate::events::Event;
 use crate::realtime::{Delivery, Origin};
 
 /// The single-node bus: every socket is local, so publishing is delivering.
@@ -18,7 +18,7 @@ impl LocalBus {
 #[async_trait]
 impl EventBus for LocalBus {
     async fn publish(&self, event: Event) {
-        self.delivery.deliver(&Envelope::from(&event), Origin::Local).await;
+        self.delivery.dispatch(&event, Origin::Local).await;
     }
 
     fn health(&self) -> BusHealth {

@@ -15,6 +15,14 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::events::Event;
+use crate::online::{ReplicaOnline, SessionView};
+
+/// Who is online on every live replica, from Redis.
+pub struct ClusterOnline {
+    pub replicas: Vec<ReplicaOnline>,
+    /// Distinct users over all replicas (a player on two replicas counts once).
+    pub users: u64,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,6 +42,17 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Sockets on all live replicas, when the bus knows them.
     fn cluster_clients(&self) -> Option<i64> {
+        None
+    }
+
+    /// Every live replica's counts; `None` on a single node (answer from the local sockets),
+    /// `Some(Err)` when Redis cannot be read.
+    async fn online(&self) -> Option<Result<ClusterOnline, ()>> {
+        None
+    }
+
+    /// A user's sessions on every live replica; `None` on a single node.
+    async fn user_sessions(&self, _user_id: uuid::Uuid) -> Option<Result<Vec<SessionView>, ()>> {
         None
     }
 

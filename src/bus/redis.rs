@@ -11,16 +11,18 @@ use async_trait::async_trait;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::config::{Config as RedisConfig, PerformanceConfig, ReconnectPolicy};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
+use uuid::Uuid;
 
 use super::wire::{self, Key, Message, Rejection};
-use super::{BusHealth, EventBus};
-use crate::events::{Envelope, Event};
+use super::{BusHealth, ClusterOnline, EventBus};
+use crate::events::Event;
 use crate::metrics::Metrics;
+use crate::online::{self, ReplicaOnline, SessionView};
 use crate::realtime::{Delivery, Origin};
 use crate::store::Store;
 
@@ -30,6 +32,15 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 const CLIENT_COUNTS: &str = "cyberhub:clients";
 const CLIENT_COUNT_TTL: Duration = Duration::from_secs(10);
 const CLIENT_COUNT_EVERY: Duration = Duration::from_secs(2);
+/// Field = replica, value = `<expires-at-ms> <ReplicaOnline JSON>`.
+const ONLINE: &str = "cyberhub:online";
+/// Per replica: `cyberhub:sessions:<replica>`, field = user id, value = that user's sessions there
+/// (a JSON list, at most `MAX_LISTED_PER_USER`). Written as a diff every 2 s, expiring as a whole.
+const SESSIONS_PREFIX: &str = "cyberhub:sessions:";
+/// A replica that stopped refreshing (crashed) drops out of the online answers after this.
+const ONLINE_TTL: Duration = Duration::from_secs(6);
+/// Fields per HSET when a replica writes many users at once.
+const SESSIONS_CHUNK: usize = 1_000;
 
 /// At most one warning per this interval about rejected messages, so a flood of forgeries
 /// cannot flood the logs too; the metric counts every one.
@@ -117,8 +128,7 @@ impl RedisBus {
 #[async_trait]
 impl EventBus for RedisBus {
     async fn publish(&self, event: Event) {
-        let envelope = Envelope::from(&event);
-        self.shared.delivery.deliver(&envelope, Origin::Local).await;
+        self.shared.delivery.dispatch(&event, Origin::Local).await;
         let message = Message { origin: self.shared.replica.clone(), ts: now_micros(), event };
         if self.outbox.try_send(message).is_err() {
             // Redis has been unreachable for a long burst; the resync after it returns repairs
@@ -138,6 +148,26 @@ impl EventBus for RedisBus {
         }
     }
 
+    async fn online(&self) -> Option<Result<ClusterOnline, ()>> {
+        Some(self.shared.online().await.map_err(|err| tracing::warn!(error = %err, "could not read who is online")))
+    }
+
+    async fn user_sessions(&self, user_id: uuid::Uuid) -> Option<Result<Vec<SessionView>, ()>> {
+        let shared = &self.shared;
+        let sessions = async {
+            let mut all = Vec::new();
+            for replica in shared.live_replicas().await? {
+                let value: Option<String> =
+                    shared.publisher.hget(sessions_key(&replica.replica), user_id.to_string()).await?;
+                if let Some(list) = value.and_then(|v| serde_json::from_str::<Vec<SessionView>>(&v).ok()) {
+                    all.extend(list);
+                }
+            }
+            Ok::<_, fred::error::Error>(all)
+        };
+        Some(sessions.await.map_err(|err| tracing::warn!(error = %err, "could not read a user's sessions")))
+    }
+
     async fn close(&self) {
         // Let the events of the last requests reach the other replicas.
         for _ in 0..100 {
@@ -147,12 +177,43 @@ impl EventBus for RedisBus {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let _: Result<i64, _> = self.shared.publisher.hdel(CLIENT_COUNTS, self.shared.replica.as_str()).await;
+        let _: Result<i64, _> = self.shared.publisher.hdel(ONLINE, self.shared.replica.as_str()).await;
+        let _: Result<i64, _> = self.shared.publisher.del(sessions_key(&self.shared.replica)).await;
         let _ = self.shared.subscriber.quit().await;
         let _ = self.shared.publisher.quit().await;
     }
 }
 
+fn sessions_key(replica: &str) -> String {
+    format!("{SESSIONS_PREFIX}{replica}")
+}
+
 impl Shared {
+    /// The unexpired entries of `cyberhub:online`.
+    async fn live_replicas(&self) -> Result<Vec<ReplicaOnline>, fred::error::Error> {
+        let entries: HashMap<String, String> = self.publisher.hgetall(ONLINE).await?;
+        let now_ms = now_micros() / 1000;
+        let mut live: Vec<ReplicaOnline> = entries
+            .values()
+            .filter_map(|value| {
+                let (expires, json) = value.split_once(' ')?;
+                (expires.parse::<u64>().ok()? > now_ms).then(|| serde_json::from_str(json).ok())?
+            })
+            .collect();
+        live.sort_by(|a, b| a.replica.cmp(&b.replica));
+        Ok(live)
+    }
+
+    async fn online(&self) -> Result<ClusterOnline, fred::error::Error> {
+        let replicas = self.live_replicas().await?;
+        let mut users = std::collections::HashSet::new();
+        for replica in &replicas {
+            let keys: Vec<String> = self.publisher.hkeys(sessions_key(&replica.replica)).await?;
+            users.extend(keys);
+        }
+        Ok(ClusterOnline { users: users.len() as u64, replicas })
+    }
+
     /// Counts every dropped message; warns at most once per interval, with how many were dropped
     /// since the last warning. The message itself is never logged: it is untrusted input.
     fn rejected(&self, rejection: Rejection, bytes: usize) {
@@ -259,9 +320,10 @@ async fn receive_loop(shared: Arc<Shared>) {
                 match wire::decode(&shared.key, raw) {
                     Ok(message) if message.origin == shared.replica => {}
                     Ok(message) => {
-                        let envelope = Envelope::from(&message.event);
-                        shared.delivery.deliver(&envelope, Origin::Remote).await;
-                        shared.delivery.observe_lag(&envelope.kind, UNIX_EPOCH + Duration::from_micros(message.ts));
+                        shared.delivery.dispatch(&message.event, Origin::Remote).await;
+                        shared
+                            .delivery
+                            .observe_lag(message.event.kind(), UNIX_EPOCH + Duration::from_micros(message.ts));
                     }
                     Err(rejection) => shared.rejected(rejection, raw.len()),
                 }
@@ -281,6 +343,7 @@ async fn receive_loop(shared: Arc<Shared>) {
 /// when it expires (replica clocks are assumed NTP-synced, as for the lag metric).
 async fn client_count_loop(shared: Arc<Shared>) {
     let mut every = tokio::time::interval(CLIENT_COUNT_EVERY);
+    let mut written = BTreeMap::new();
     loop {
         every.tick().await;
         let now_ms = now_micros() / 1000;
@@ -304,5 +367,42 @@ async fn client_count_loop(shared: Arc<Shared>) {
         }
         shared.cluster_clients.store(total, Ordering::Relaxed);
         shared.metrics.cluster_clients.set(total);
+        if publish_online(&shared, &mut written).await.is_err() {
+            // Redis lost or restarted: write everything again next time.
+            written.clear();
+        }
     }
+}
+
+/// Writes this replica's counts, and the sessions of the users whose sessions changed since the
+/// last write (a diff: 20,000 idle sockets cost one small HSET and a PEXPIRE every 2 s).
+async fn publish_online(shared: &Shared, written: &mut BTreeMap<Uuid, String>) -> Result<(), fred::error::Error> {
+    let (summary, sessions) = online::local_snapshot(shared.delivery.io(), &shared.replica);
+    shared.metrics.online_users.set(summary.users as i64);
+    let expires = now_micros() / 1000 + ONLINE_TTL.as_millis() as u64;
+    let value = format!("{expires} {}", serde_json::to_string(&summary).expect("serializes"));
+    let key = sessions_key(&shared.replica);
+    let changed: Vec<(String, String)> = sessions
+        .iter()
+        .filter(|(user, list)| written.get(user) != Some(list))
+        .map(|(user, list)| (user.to_string(), list.clone()))
+        .collect();
+    let gone: Vec<String> = written.keys().filter(|user| !sessions.contains_key(user)).map(Uuid::to_string).collect();
+    for chunk in changed.chunks(SESSIONS_CHUNK) {
+        let _: i64 = shared.publisher.hset(&key, chunk.to_vec()).await?;
+    }
+    for chunk in gone.chunks(SESSIONS_CHUNK) {
+        let _: i64 = shared.publisher.hdel(&key, chunk.to_vec()).await?;
+    }
+    *written = sessions;
+    if !written.is_empty() {
+        let kept: bool = shared.publisher.pexpire(&key, ONLINE_TTL.as_millis() as i64, None).await?;
+        if !kept {
+            // The hash vanished (Redis restarted): rewrite it whole next time.
+            written.clear();
+        }
+    }
+    // Last: the replica is listed only once its sessions are there.
+    let _: i64 = shared.publisher.hset(ONLINE, (shared.replica.as_str(), value)).await?;
+    Ok(())
 }

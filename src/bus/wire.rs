@@ -117,7 +117,9 @@ fn valid(message: &Message) -> bool {
         && origin.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     let event_ok = match &message.event {
         Event::BalanceUpdated { balance, version, .. } => *balance >= 0 && *version >= 0,
-        Event::CasesUpdated | Event::InventoryUpdated { .. } => true,
+        Event::CasesUpdated | Event::InventoryUpdated { .. } | Event::UserKicked { .. } | Event::UserBlocked { .. } => {
+            true
+        }
     };
     origin_ok && event_ok
 }
@@ -147,7 +149,13 @@ mod tests {
 
     #[test]
     fn a_signed_message_round_trips() {
-        for event in [Event::CasesUpdated, Event::InventoryUpdated { user_id: Uuid::new_v4() }, balance().event] {
+        for event in [
+            Event::CasesUpdated,
+            Event::InventoryUpdated { user_id: Uuid::new_v4() },
+            balance().event,
+            Event::UserKicked { user_id: Uuid::new_v4() },
+            Event::UserBlocked { user_id: Uuid::new_v4(), blocked: true },
+        ] {
             let message = Message { event, ..balance() };
             let text = encode(&key(), &message);
             assert!(text.len() < 400, "{text}");
@@ -200,6 +208,10 @@ mod tests {
             r#"{"origin":"r","ts":0,"event":{"type":"cases_updated"},"room":"user:x"}"#,
             r#"{"origin":"a b","ts":0,"event":{"type":"cases_updated"}}"#,
             r#"{"origin":"","ts":0,"event":{"type":"cases_updated"}}"#,
+            r#"{"origin":"r","ts":0,"event":{"type":"user_kicked","user_id":"user:1"}}"#,
+            r#"{"origin":"r","ts":0,"event":{"type":"user_kicked"}}"#,
+            &format!(r#"{{"origin":"r","ts":0,"event":{{"type":"user_blocked","user_id":"{id}","blocked":"yes"}}}}"#),
+            &format!(r#"{{"origin":"r","ts":0,"event":{{"type":"user_blocked","user_id":"{id}"}}}}"#),
         ] {
             assert_eq!(decode(&key(), &signed(&key(), json)), Err(Rejection::Malformed), "{json}");
         }

@@ -148,3 +148,92 @@ pub async fn transactions(
     let (entries, next_cursor) = page.finish(entries.ok_or(ApiError::NotFound("user"))?, |e| version_cursor(e.version));
     Ok(Json(json!({ "success": true, "transactions": entries, "nextCursor": next_cursor })))
 }
+
+/// `POST /api/admin/users/:id/disconnect`: every socket of the user, on every replica, gets
+/// `session:ended { reason: "kicked" }` and is disconnected. The player may reconnect at once
+/// (block them to keep them out). `disconnected` counts the sockets on the replica that answered;
+/// the other replicas end theirs when the bus event reaches them (milliseconds).
+pub async fn disconnect_user(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    IdPath(user_id): IdPath,
+) -> ApiResult<Json<Value>> {
+    state.store.account(user_id).await?.ok_or(ApiError::NotFound("user"))?;
+    let disconnected = crate::sessions::count_user(&state.io, user_id);
+    tracing::info!(admin = %admin.user_id, user = %user_id, local_sockets = disconnected, "user kicked");
+    state.publish([Event::UserKicked { user_id }]).await;
+    Ok(Json(json!({ "success": true, "disconnected": disconnected })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequest {
+    blocked: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `PUT /api/admin/users/:id/block { blocked, reason? }`: a blocked player's authenticated HTTP
+/// calls answer 403 `blocked`, socket connects are refused with `blocked`, and live sockets on
+/// every replica get `session:ended { reason: "blocked" }`. Payments are still credited.
+pub async fn set_blocked(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    IdPath(user_id): IdPath,
+    JsonBody(body): JsonBody<BlockRequest>,
+) -> ApiResult<Json<Value>> {
+    let reason = body.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
+        return Err(invalid("reason: must be at most 200 characters".into()));
+    }
+    let user = state.store.set_blocked(user_id, body.blocked, reason.as_deref()).await?;
+    tracing::info!(admin = %admin.user_id, user = %user_id, blocked = body.blocked, "user block changed");
+    state.publish([Event::UserBlocked { user_id, blocked: body.blocked }]).await;
+    Ok(Json(json!({ "success": true, "user": user })))
+}
+
+/// `GET /api/admin/users/:id`: balance and block state.
+pub async fn user(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    IdPath(user_id): IdPath,
+) -> ApiResult<Json<Value>> {
+    let user = state.store.user(user_id).await?.ok_or(ApiError::NotFound("user"))?;
+    Ok(Json(json!({ "success": true, "user": user })))
+}
+
+/// `GET /api/admin/online`: sockets and distinct users, cluster-wide and per replica (from the
+/// snapshots replicas refresh in Redis every 2 s; a single node answers from its own sockets).
+pub async fn online(State(state): State<AppState>, AdminUser(_): AdminUser) -> ApiResult<Json<Value>> {
+    let (replicas, users) = match state.bus.online().await {
+        None => {
+            let (sockets, users) = crate::online::local_users(&state.io);
+            let replica = crate::online::ReplicaOnline {
+                replica: state.config.replica_id.clone(),
+                sockets,
+                users: users.len() as u64,
+                updated_at: chrono::Utc::now(),
+            };
+            (vec![replica], users.len() as u64)
+        }
+        Some(Ok(cluster)) => (cluster.replicas, cluster.users),
+        Some(Err(())) => return Err(ApiError::Unavailable("cluster bus unavailable")),
+    };
+    let sockets: u64 = replicas.iter().map(|r| r.sockets).sum();
+    Ok(Json(json!({ "success": true, "sockets": sockets, "users": users, "replicas": replicas })))
+}
+
+/// `GET /api/admin/users/:id/sessions`: the user's live sockets on every replica.
+pub async fn sessions(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    IdPath(user_id): IdPath,
+) -> ApiResult<Json<Value>> {
+    state.store.account(user_id).await?.ok_or(ApiError::NotFound("user"))?;
+    let sessions = match state.bus.user_sessions(user_id).await {
+        None => crate::online::local_sessions(&state.io, &state.config.replica_id, user_id),
+        Some(Ok(sessions)) => sessions,
+        Some(Err(())) => return Err(ApiError::Unavailable("cluster bus unavailable")),
+    };
+    Ok(Json(json!({ "success": true, "sessions": sessions })))
+}

@@ -171,6 +171,18 @@ pub enum PaymentOutcome {
     Recorded,
 }
 
+/// A user as an admin sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub balance: Cents,
+    pub balance_version: i64,
+    pub blocked: bool,
+    pub blocked_reason: Option<String>,
+    pub blocked_at: Option<DateTime<Utc>>,
+}
+
 /// A direct balance change by an admin; `amount` is positive, the direction is the kind.
 #[derive(Clone, Debug)]
 pub struct Adjustment {
@@ -241,8 +253,12 @@ pub trait Store: Send + Sync + 'static {
     /// concurrent callers agree on one value.
     async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String>;
 
-    /// Creates the user with balance 0 if it was never seen.
-    async fn ensure_user(&self, user_id: Uuid) -> StoreResult<()>;
+    /// Creates the user with balance 0 if it was never seen; returns whether the user is blocked.
+    async fn ensure_user(&self, user_id: Uuid) -> StoreResult<bool>;
+    /// The admin view of a user, `None` when never seen.
+    async fn user(&self, user_id: Uuid) -> StoreResult<Option<UserRecord>>;
+    /// Blocks (with an optional reason) or unblocks a known user.
+    async fn set_blocked(&self, user_id: Uuid, blocked: bool, reason: Option<&str>) -> StoreResult<UserRecord>;
     async fn account(&self, user_id: Uuid) -> StoreResult<Option<Account>>;
 
     async fn cases(&self) -> StoreResult<Vec<Case>>;

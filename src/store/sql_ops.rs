@@ -20,7 +20,7 @@ use crate::fair;
 use crate::money::Cents;
 use crate::store::{
     ActivePair, Adjustment, Claimed, Keyset, OpenRetries, Opened, PairRecord, PaymentNotice, PaymentOutcome, PoolStats,
-    RevealedPair, Store, StoreError, StoreResult,
+    RevealedPair, Store, StoreError, StoreResult, UserRecord,
 };
 
 type DbRow = <Db as sqlx::Database>::Row;
@@ -224,6 +224,19 @@ async fn user_exists(conn: &mut DbConn, user_id: Uuid) -> StoreResult<bool> {
     Ok(sqlx::query("SELECT 1 FROM users WHERE id = $1").bind(user_id).fetch_optional(&mut *conn).await?.is_some())
 }
 
+const USER_COLUMNS: &str = "id, balance, balance_version, blocked, blocked_reason, blocked_at";
+
+fn decode_user(row: &DbRow) -> StoreResult<UserRecord> {
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        balance: Cents(row.try_get("balance")?),
+        balance_version: row.try_get("balance_version")?,
+        blocked: row.try_get("blocked")?,
+        blocked_reason: row.try_get("blocked_reason")?,
+        blocked_at: row.try_get("blocked_at")?,
+    })
+}
+
 async fn insert_user(conn: &mut DbConn, user_id: Uuid) -> StoreResult<()> {
     sqlx::query("INSERT INTO users (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(user_id)
@@ -391,9 +404,33 @@ impl Store for SqlStore {
         Ok(row.try_get("value")?)
     }
 
-    async fn ensure_user(&self, user_id: Uuid) -> StoreResult<()> {
+    async fn ensure_user(&self, user_id: Uuid) -> StoreResult<bool> {
         let mut conn = self.pool.acquire().await?;
-        insert_user(&mut conn, user_id).await
+        insert_user(&mut conn, user_id).await?;
+        let row = sqlx::query("SELECT blocked FROM users WHERE id = $1").bind(user_id).fetch_one(&mut *conn).await?;
+        Ok(row.try_get("blocked")?)
+    }
+
+    async fn user(&self, user_id: Uuid) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(decode_user).transpose()
+    }
+
+    async fn set_blocked(&self, user_id: Uuid, blocked: bool, reason: Option<&str>) -> StoreResult<UserRecord> {
+        // One statement: the flag, its reason and its time change together (cleared on unblock).
+        let row = sqlx::query(&format!(
+            "UPDATE users SET blocked = $2, blocked_reason = $3, blocked_at = $4 WHERE id = $1 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(user_id)
+        .bind(blocked)
+        .bind(reason.filter(|_| blocked))
+        .bind(blocked.then(Utc::now))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(decode_user).transpose()?.ok_or(StoreError::NotFound("user"))
     }
 
     async fn account(&self, user_id: Uuid) -> StoreResult<Option<Account>> {

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod admin_sessions;
 mod cases;
 mod concurrency;
 mod fair;

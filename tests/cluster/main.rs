@@ -5,6 +5,7 @@
 mod helpers;
 mod support;
 
+mod admin_sessions;
 mod delivery;
 mod failures;
 mod hostile;
