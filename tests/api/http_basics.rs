@@ -35,6 +35,7 @@ on_both_backends! {
             "/api/admin/cases/{id}", "/api/admin/cases/{id}/items", "/api/admin/cases/{id}/price",
             "/api/admin/balance/add", "/api/admin/balance/subtract", "/api/admin/users/{id}/transactions",
             "/api/admin/users/{id}/disconnect", "/api/admin/users/{id}", "/api/admin/users/{id}/block",
+            "/api/admin/users/{id}/sessions", "/api/admin/online",
             "/api/payment/callback", "/api/fair", "/api/fair/client-seed", "/api/fair/rotate", "/api/fair/history",
         ] {
             assert!(paths.contains_key(path), "openapi.json lacks {path}");
