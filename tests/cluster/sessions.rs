@@ -82,3 +82,18 @@ async fn a_sigtermed_replica_drains_over_its_window_and_every_socket_reconnects_
     let _ = crowd.wait().await;
     cluster.shutdown().await;
 }
+
+/// Expiry and in-band refresh through nginx on three replicas, with the official client: the
+/// same suite as on one node (tests/js/live-sessions.mjs), events crossing replicas included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_sockets_expire_and_refresh_in_band_across_the_cluster() {
+    let cluster = Cluster::start_with(3, &[("TOKEN_EXPIRY_GRACE", "1s")]).await;
+    let output = crate::helpers::run_node_tests(
+        &cluster.nginx_url(),
+        "tests/js/live-sessions.mjs",
+        &[("TOKEN_EXPIRY_GRACE_S", "1")],
+    )
+    .await;
+    assert!(output.contains("pass 6") && output.contains("fail 0"), "{output}");
+    cluster.shutdown().await;
+}
