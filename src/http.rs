@@ -69,14 +69,21 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     response
 }
 
-/// Answers 503 once the request deadline passes, dropping the handler like a client that went
-/// away: an open transaction rolls back. Only a commit already sent when the deadline hit can
-/// still land, and the balance pushed on every (re)connect brings the client to the true state.
-/// The database timeouts are shorter, so this is the backstop for anything else that stalls.
+/// Runs the handler in its own task, so a client that goes away does not cancel it half-way: a
+/// change that commits still publishes its events (a one-statement open PostgreSQL finishes after
+/// the client left would otherwise leave the player's sockets stale). Once the request deadline
+/// passes the answer is 503 and the handler is aborted: an open transaction rolls back; only a
+/// commit already sent can still land, and the balance pushed on every (re)connect brings the
+/// client to the true state. The database timeouts are shorter, so this is the backstop for
+/// anything else that stalls.
 async fn within_deadline(state: &AppState, next: Next, request: Request) -> Response {
-    match tokio::time::timeout(state.config.timeouts.request, next.run(request)).await {
-        Ok(response) => response,
+    let handler = tokio::spawn(next.run(request));
+    let abort = handler.abort_handle();
+    match tokio::time::timeout(state.config.timeouts.request, handler).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(failed)) => ApiError::Internal(anyhow::anyhow!("request handler failed: {failed}")).into_response(),
         Err(_) => {
+            abort.abort();
             state.metrics.http_timeouts.inc();
             tracing::warn!(
                 timeout_ms = state.config.timeouts.request.as_millis() as u64,

@@ -456,6 +456,39 @@ async fn ready_cannot_be_used_to_hammer_the_database() {
     app.cleanup().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_mid_request_still_gets_its_events() {
+    let app = spawn_app(Backend::Postgres).await;
+    let case = app.simple_case(1.0, 0.5).await;
+    let player = app.known_user().await;
+    app.fund(&player, 10.0).await;
+    let event = format!("balance:updated:{}", player.id);
+    let socket = app.socket(Some(&player.token)).await;
+    assert_eq!(socket.expect(&event).await, json!({ "balance": 10.0, "version": 1 }));
+
+    // The open's statement waits on the lock while the client gives up.
+    let mut locker = sqlx_connect(&app.postgres_url().unwrap()).await;
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE").execute(&mut locker).await.unwrap();
+    let gave_up = app
+        .http
+        .post(app.url("/api/cases/open"))
+        .bearer_auth(&player.token)
+        .json(&json!({ "caseId": case["id"] }))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client went away before the answer");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+
+    // The open committed after the client left; its balance still reaches the player's screen.
+    assert_eq!(socket.expect(&event).await, json!({ "balance": 9.0, "version": 2 }));
+    assert_eq!(app.balance(&player).await, (9.0, 2));
+    socket.close().await;
+    app.cleanup().await;
+}
+
 async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
     use sqlx::Connection;
     sqlx::PgConnection::connect(url).await.expect("connect to PostgreSQL")
