@@ -119,25 +119,33 @@ impl Delivery {
 
     /// Brings every local socket back to the true state after events may have been missed: the
     /// current balance to each authenticated socket, and refetch hints for cases and inventory.
-    pub async fn resync(&self, store: &dyn Store) {
-        let users: HashSet<Uuid> = local_sockets(&self.io)
+    /// The balances come in one query per `MAX_ACCOUNTS_PER_QUERY` users, not one per user, and
+    /// are absolute and versioned, so a repair that races a live event is harmless (clients keep
+    /// the higher version). Returns how many users were repaired.
+    pub async fn resync(&self, store: &dyn Store) -> usize {
+        let users: Vec<Uuid> = local_sockets(&self.io)
             .iter()
             .filter_map(|socket| socket.extensions.get::<Session>().and_then(|s| s.0).map(|i| i.user_id))
+            .collect::<HashSet<Uuid>>()
+            .into_iter()
             .collect();
-        tracing::info!(users = users.len(), "resyncing local sockets");
         // A block or unblock may have been missed in the gap: ask the database again.
         self.known_users.forget_all();
         self.deliver(&Envelope::from(&Event::CasesUpdated), Origin::Resync).await;
-        for user_id in users {
-            self.deliver(&Envelope::from(&Event::InventoryUpdated { user_id }), Origin::Resync).await;
-            match store.account(user_id).await {
-                Ok(Some(account)) => {
-                    self.deliver(&Envelope::from(&Event::balance(user_id, account)), Origin::Resync).await
+        let mut repaired = 0;
+        for chunk in users.chunks(crate::store::MAX_ACCOUNTS_PER_QUERY) {
+            match store.accounts(chunk).await {
+                Ok(accounts) => {
+                    for (user_id, account) in accounts {
+                        self.deliver(&Envelope::from(&Event::InventoryUpdated { user_id }), Origin::Resync).await;
+                        self.deliver(&Envelope::from(&Event::balance(user_id, account)), Origin::Resync).await;
+                        repaired += 1;
+                    }
                 }
-                Ok(None) => {}
-                Err(err) => tracing::warn!(error = %err, "resync could not load a balance"),
+                Err(err) => tracing::warn!(error = %err, users = chunk.len(), "resync could not load balances"),
             }
         }
+        repaired
     }
 }
 
