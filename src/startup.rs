@@ -79,6 +79,8 @@ impl Application {
                     delivery,
                     metrics.clone(),
                     store.clone(),
+                    // A statement a dead replica left running can still commit this much later.
+                    config.timeouts.db_statement,
                 )
                 .await?;
                 Arc::new(bus)

@@ -6,6 +6,11 @@
 //! clients reconnect forever, and after any gap in the subscription (Redis restarted, or it cut a
 //! slow subscriber off at its output-buffer limit) the replica resubscribes and resyncs its
 //! sockets from the database.
+//!
+//! Messages that vanish without any outage are noticed too (src/bus/sequence.rs): each replica
+//! numbers what it publishes and sends a heartbeat every 500 ms; a receiver that sees a number
+//! skipped, or a publisher that went quiet (SIGKILLed with events still in its outbox), repairs its
+//! sockets from the database. One repair runs at a time; requests meanwhile coalesce into one more.
 
 use async_trait::async_trait;
 use fred::clients::SubscriberClient;
@@ -13,11 +18,12 @@ use fred::prelude::*;
 use fred::types::config::{Config as RedisConfig, PerformanceConfig, ReconnectPolicy};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{broadcast::error::RecvError, mpsc, Notify};
 use uuid::Uuid;
 
+use super::sequence::{self, GapCause, Publishers};
 use super::wire::{self, Key, Message, Rejection};
 use super::{BusHealth, ClusterOnline, EventBus};
 use crate::events::Event;
@@ -45,6 +51,12 @@ const SESSIONS_CHUNK: usize = 1_000;
 /// At most one warning per this interval about rejected messages, so a flood of forgeries
 /// cannot flood the logs too; the metric counts every one.
 const REJECTION_LOG_EVERY_MS: u64 = 10_000;
+/// The same for gap warnings (a dead replica is noticed by every survivor at once).
+const GAP_LOG_EVERY_MS: u64 = 5_000;
+/// How often the receiver looks for publishers gone quiet.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// Added to DATABASE_STATEMENT_TIMEOUT before the second repair after a publisher is lost.
+const LATE_COMMIT_MARGIN: Duration = Duration::from_millis(500);
 
 struct Shared {
     replica: String,
@@ -59,11 +71,23 @@ struct Shared {
     /// Milliseconds since the epoch of the last rejection warning, and rejections since.
     rejections_logged_at: AtomicU64,
     rejections_unlogged: AtomicU64,
+    /// This process's epoch, and the last sequence number it gave a message. The lock is held
+    /// across numbering and queueing, so the outbox holds numbers in order.
+    epoch: u64,
+    seq: Mutex<u64>,
+    outbox: mpsc::Sender<Message>,
+    /// What this replica has heard from each publisher.
+    publishers: Mutex<Publishers>,
+    /// Wakes the repair task; a wake-up while it runs is kept (one follow-up, however many).
+    repair: Notify,
+    /// DATABASE_STATEMENT_TIMEOUT: how long after a replica's death its statements may commit.
+    late_commit: Duration,
+    gaps_logged_at: AtomicU64,
+    gaps_unlogged: AtomicU64,
 }
 
 pub struct RedisBus {
     shared: Arc<Shared>,
-    outbox: mpsc::Sender<Message>,
 }
 
 impl RedisBus {
@@ -77,6 +101,7 @@ impl RedisBus {
         delivery: Delivery,
         metrics: Arc<Metrics>,
         store: Arc<dyn Store>,
+        late_commit: Duration,
     ) -> anyhow::Result<Self> {
         let config = RedisConfig::from_url(url)?;
         let mut builder = Builder::from_config(config);
@@ -100,6 +125,7 @@ impl RedisBus {
         let subscriber = builder.build_subscriber_client()?;
         publisher.connect();
         subscriber.connect();
+        let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
         let shared = Arc::new(Shared {
             replica: replica.to_string(),
             delivery,
@@ -112,16 +138,26 @@ impl RedisBus {
             key: Key::new(secret),
             rejections_logged_at: AtomicU64::new(0),
             rejections_unlogged: AtomicU64::new(0),
+            epoch: Uuid::new_v4().as_u64_pair().0,
+            seq: Mutex::new(0),
+            outbox,
+            publishers: Mutex::new(Publishers::default()),
+            repair: Notify::new(),
+            late_commit,
+            gaps_logged_at: AtomicU64::new(0),
+            gaps_unlogged: AtomicU64::new(0),
         });
-        let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
         tokio::spawn(publish_loop(shared.clone(), rx));
+        tokio::spawn(heartbeat_loop(shared.clone()));
+        tokio::spawn(sweep_loop(shared.clone()));
+        tokio::spawn(repair_loop(shared.clone()));
         tokio::spawn(subscription_loop(shared.clone()));
         tokio::spawn(receive_loop(shared.clone()));
         tokio::spawn(client_count_loop(shared.clone()));
         if tokio::time::timeout(Duration::from_secs(2), shared.subscriber.wait_for_connect()).await.is_err() {
             tracing::warn!("Redis is not answering yet; serving without the cluster bus until it does");
         }
-        Ok(RedisBus { shared, outbox })
+        Ok(RedisBus { shared })
     }
 }
 
@@ -129,10 +165,9 @@ impl RedisBus {
 impl EventBus for RedisBus {
     async fn publish(&self, event: Event) {
         self.shared.delivery.dispatch(&event, Origin::Local).await;
-        let message = Message { origin: self.shared.replica.clone(), ts: now_micros(), event };
-        if self.outbox.try_send(message).is_err() {
-            // Redis has been unreachable for a long burst; the resync after it returns repairs
-            // what the other replicas' clients missed.
+        if !self.shared.enqueue(Some(event)) {
+            // Redis has been unreachable for a long burst. The number this message took is
+            // skipped, so the other replicas notice the gap and repair their sockets.
             self.shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
         }
     }
@@ -171,7 +206,7 @@ impl EventBus for RedisBus {
     async fn close(&self) {
         // Let the events of the last requests reach the other replicas.
         for _ in 0..100 {
-            if self.outbox.capacity() == OUTBOX_CAPACITY {
+            if self.shared.outbox.capacity() == OUTBOX_CAPACITY {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -189,6 +224,37 @@ fn sessions_key(replica: &str) -> String {
 }
 
 impl Shared {
+    /// Numbers and queues an event (a heartbeat: `None`, numbered with the last number used).
+    /// False when the outbox is full; never waits.
+    fn enqueue(&self, event: Option<Event>) -> bool {
+        let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        if event.is_some() {
+            *seq += 1;
+        }
+        let message = Message { origin: self.replica.clone(), epoch: self.epoch, seq: *seq, ts: now_micros(), event };
+        self.outbox.try_send(message).is_ok()
+    }
+
+    /// Counts a possible loss and asks for a repair; warns at most once per interval.
+    fn gap(&self, cause: GapCause, origin: Option<&str>) {
+        self.metrics.bus_gaps.with_label_values(&[cause.as_str()]).inc();
+        self.repair.notify_one();
+        let unlogged = self.gaps_unlogged.fetch_add(1, Ordering::Relaxed) + 1;
+        let now_ms = now_micros() / 1000;
+        let last = self.gaps_logged_at.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) >= GAP_LOG_EVERY_MS
+            && self.gaps_logged_at.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            self.gaps_unlogged.fetch_sub(unlogged, Ordering::Relaxed);
+            tracing::warn!(
+                cause = cause.as_str(),
+                publisher = origin.unwrap_or("-"),
+                gaps_since_last_warning = unlogged,
+                "bus events may have been missed; repairing local sockets from the database"
+            );
+        }
+    }
+
     /// The unexpired entries of `cyberhub:online`.
     async fn live_replicas(&self) -> Result<Vec<ReplicaOnline>, fred::error::Error> {
         let entries: HashMap<String, String> = self.publisher.hgetall(ONLINE).await?;
@@ -253,7 +319,7 @@ async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Message>) 
         let text = wire::encode(&shared.key, &message);
         if let Err(err) = shared.publisher.publish::<i64, _, _>(CHANNEL, text).await {
             shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
-            tracing::debug!(error = %err, event = message.event.kind(), "publish to Redis failed");
+            tracing::debug!(error = %err, event = message.event.as_ref().map_or("heartbeat", |e| e.kind()), "publish to Redis failed");
         }
     }
 }
@@ -278,7 +344,8 @@ async fn subscription_loop(shared: Arc<Shared>) {
                     } else {
                         shared.metrics.bus_resubscribes.inc();
                         tracing::info!(channel = CHANNEL, "resubscribed to the cluster bus");
-                        shared.delivery.resync(shared.store.as_ref()).await;
+                        shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                        shared.gap(GapCause::Resubscribed, None);
                     }
                     first = false;
                 }
@@ -320,10 +387,20 @@ async fn receive_loop(shared: Arc<Shared>) {
                 match wire::decode(&shared.key, raw) {
                     Ok(message) if message.origin == shared.replica => {}
                     Ok(message) => {
-                        shared.delivery.dispatch(&message.event, Origin::Remote).await;
-                        shared
-                            .delivery
-                            .observe_lag(message.event.kind(), UNIX_EPOCH + Duration::from_micros(message.ts));
+                        let gap = shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).observe(
+                            &message.origin,
+                            message.epoch,
+                            message.seq,
+                            message.event.is_none(),
+                            Instant::now(),
+                        );
+                        if let Some(event) = &message.event {
+                            shared.delivery.dispatch(event, Origin::Remote).await;
+                            shared.delivery.observe_lag(event.kind(), UNIX_EPOCH + Duration::from_micros(message.ts));
+                        }
+                        if let Some(cause) = gap {
+                            shared.gap(cause, Some(&message.origin));
+                        }
                     }
                     Err(rejection) => shared.rejected(rejection, raw.len()),
                 }
@@ -331,10 +408,56 @@ async fn receive_loop(shared: Arc<Shared>) {
             Err(RecvError::Lagged(missed)) => {
                 shared.metrics.bus_errors.with_label_values(&["lagged"]).inc_by(missed);
                 tracing::warn!(missed, "fell behind the bus; resyncing");
-                shared.delivery.resync(shared.store.as_ref()).await;
+                shared.gap(GapCause::Lagged, None);
             }
             Err(RecvError::Closed) => return,
         }
+    }
+}
+
+/// Tells the other replicas every `HEARTBEAT_EVERY` which number this replica used last, so the
+/// loss of its last messages shows, and so does its silence if it dies.
+async fn heartbeat_loop(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(sequence::HEARTBEAT_EVERY);
+    loop {
+        every.tick().await;
+        shared.enqueue(None);
+    }
+}
+
+/// Looks for publishers gone quiet. A lost publisher is repaired twice: at once, and again once
+/// every statement it left running has finished (PostgreSQL commits those after it died).
+async fn sweep_loop(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        if !shared.subscribed.load(Ordering::Relaxed) {
+            // Everyone is quiet when we hear nothing; the resubscription repairs instead.
+            continue;
+        }
+        let lost = shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).sweep(Instant::now());
+        if lost > 0 {
+            shared.gap(GapCause::PublisherLost, None);
+            let later = shared.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(later.late_commit + LATE_COMMIT_MARGIN).await;
+                later.repair.notify_one();
+            });
+        }
+    }
+}
+
+/// Runs the repairs one at a time: a request made while one runs is kept as one follow-up.
+async fn repair_loop(shared: Arc<Shared>) {
+    loop {
+        shared.repair.notified().await;
+        let started = Instant::now();
+        let users = shared.delivery.resync(shared.store.as_ref()).await;
+        tracing::info!(
+            users,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "repaired local sockets from the database"
+        );
     }
 }
 
