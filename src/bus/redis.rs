@@ -34,6 +34,8 @@ use crate::store::Store;
 
 const CHANNEL: &str = "cyberhub:events";
 const OUTBOX_CAPACITY: usize = 65_536;
+/// At most this many queued messages go out in one pipeline (~300 bytes each).
+const PUBLISH_BATCH: usize = 256;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 const CLIENT_COUNTS: &str = "cyberhub:clients";
 const CLIENT_COUNT_TTL: Duration = Duration::from_secs(10);
@@ -314,13 +316,36 @@ fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64
 }
 
+/// Publishes what the outbox holds: one PUBLISH when a single message waits, otherwise every
+/// waiting message (up to `PUBLISH_BATCH`) in one pipeline, one round trip for the lot, so a burst
+/// does not queue behind one round trip per event. Order is kept (one connection, FIFO).
 async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Message>) {
-    while let Some(message) = outbox.recv().await {
-        let text = wire::encode(&shared.key, &message);
-        if let Err(err) = shared.publisher.publish::<i64, _, _>(CHANNEL, text).await {
-            shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
-            tracing::debug!(error = %err, event = message.event.as_ref().map_or("heartbeat", |e| e.kind()), "publish to Redis failed");
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while outbox.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        if let [message] = batch.as_slice() {
+            let text = wire::encode(&shared.key, message);
+            if let Err(err) = shared.publisher.publish::<i64, _, _>(CHANNEL, text).await {
+                shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
+                tracing::debug!(error = %err, "publish to Redis failed");
+            }
+        } else {
+            let pipeline = shared.publisher.pipeline();
+            let mut failed = 0;
+            for message in &batch {
+                let queued: Result<(), _> = pipeline.publish(CHANNEL, wire::encode(&shared.key, message)).await;
+                failed += u64::from(queued.is_err());
+            }
+            let results = pipeline.try_all::<fred::types::Value>().await;
+            failed += results.iter().filter(|r| r.is_err()).count() as u64;
+            if results.is_empty() && !batch.is_empty() {
+                failed = batch.len() as u64;
+            }
+            if failed > 0 {
+                shared.metrics.bus_errors.with_label_values(&["publish"]).inc_by(failed);
+                tracing::debug!(failed, batch = batch.len(), "pipelined publish to Redis failed");
+            }
         }
+        batch.clear();
     }
 }
 
