@@ -282,3 +282,74 @@ async fn a_lost_bus_message_is_noticed_and_repaired() {
     screen.socket.close().await;
     cluster.shutdown().await;
 }
+
+/// Credits at a paced rate on replica 1, players' sockets on replica 2: every event arrives, and
+/// the figures for docs/benchmarks.md (achieved rate, request start → event on the other replica).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credit_bursts_cross_replicas_and_every_event_arrives() {
+    use std::sync::{Arc, Mutex};
+    const USERS: usize = 50;
+    const SECONDS: u64 = 3;
+    let cluster = Cluster::start(2).await;
+    let (a, b) = (Arc::new(Api::new(&cluster.replica_url(0))), Api::new(&cluster.replica_url(1)));
+    let users: Vec<TestUser> = futures::stream::iter(0..USERS).map(|_| b.known_user()).buffered(16).collect().await;
+    for rate in [500u64, 3_000] {
+        let sent: Arc<Mutex<HashMap<(Uuid, i64), Instant>>> = Arc::default();
+        let arrived: Arc<Mutex<HashMap<(Uuid, i64), Instant>>> = Arc::default();
+        let mut listeners = Vec::new();
+        for user in &users {
+            let socket = TestSocket::connect(&b.base, Some(&user.token)).await.unwrap();
+            let (arrived, id) = (arrived.clone(), user.id);
+            listeners.push(tokio::spawn(async move {
+                let event = format!("balance:updated:{id}");
+                while let Some(payload) = socket.wait_for(&event).await {
+                    arrived.lock().unwrap().entry((id, payload["version"].as_i64().unwrap())).or_insert(Instant::now());
+                }
+                socket.close().await;
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let slots = Arc::new(tokio::sync::Semaphore::new(256));
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let started = Instant::now();
+        let mut requests = Vec::new();
+        let mut n = 0usize;
+        while started.elapsed() < Duration::from_secs(SECONDS) {
+            tick.tick().await;
+            let due = (started.elapsed().as_secs_f64() * rate as f64) as usize;
+            while n < due {
+                let (a, sent, user) = (a.clone(), sent.clone(), users[n % USERS].clone());
+                let Ok(slot) = slots.clone().acquire_owned().await else { break };
+                requests.push(tokio::spawn(async move {
+                    let at = Instant::now();
+                    let body = json!({ "userId": user.id, "amount": 0.01 });
+                    let answer = a.admin_post("/api/admin/balance/add", body).await;
+                    let version = answer.expect(200)["balanceVersion"].as_i64().unwrap();
+                    sent.lock().unwrap().insert((user.id, version), at);
+                    drop(slot);
+                }));
+                n += 1;
+            }
+        }
+        futures::future::join_all(requests).await;
+        let achieved = n as f64 / started.elapsed().as_secs_f64();
+        for listener in listeners {
+            listener.await.unwrap();
+        }
+        let (sent, arrived) = (sent.lock().unwrap(), arrived.lock().unwrap());
+        let missing = sent.keys().filter(|k| !arrived.contains_key(k)).count();
+        let mut lat: Vec<Duration> =
+            sent.iter().filter_map(|(k, at)| arrived.get(k).map(|got| got.saturating_duration_since(*at))).collect();
+        lat.sort();
+        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+        println!(
+            "target {rate} credits/s: achieved {achieved:.0}/s ({n} credits); request start → event on the other \
+             replica p50 {:?}, p99 {:?}, max {:?}; missing {missing}",
+            pct(0.5),
+            pct(0.99),
+            lat[lat.len() - 1]
+        );
+        assert_eq!(missing, 0, "every committed credit's event reached the other replica");
+    }
+    cluster.shutdown().await;
+}
