@@ -362,6 +362,8 @@ async fn subscription_loop(shared: Arc<Shared>) {
                     // Whatever errors and reconnects queued up during the outage are history now.
                     errors = errors.resubscribe();
                     reconnects = reconnects.resubscribe();
+                    // Before `subscribed`, so the sweep never takes the outage for deaths.
+                    shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).clear();
                     shared.subscribed.store(true, Ordering::Relaxed);
                     shared.metrics.bus_connected.set(1);
                     if first {
@@ -369,7 +371,6 @@ async fn subscription_loop(shared: Arc<Shared>) {
                     } else {
                         shared.metrics.bus_resubscribes.inc();
                         tracing::info!(channel = CHANNEL, "resubscribed to the cluster bus");
-                        shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).clear();
                         shared.gap(GapCause::Resubscribed, None);
                     }
                     first = false;

@@ -73,7 +73,7 @@ impl Publishers {
             *known = Publisher { epoch, last_seq: seq, heard: now, lost: false };
             return (!was_lost).then_some(GapCause::PublisherLost);
         }
-        let expected = if heartbeat { known.last_seq } else { known.last_seq + 1 };
+        let expected = if heartbeat { known.last_seq } else { known.last_seq.saturating_add(1) };
         let gap = seq > expected;
         known.last_seq = known.last_seq.max(seq);
         gap.then_some(GapCause::Gap)
@@ -121,6 +121,14 @@ mod tests {
         assert_eq!(p.observe("a", 7, 4, false, t), None);
         assert_eq!(p.observe("a", 7, 6, true, t), Some(GapCause::Gap), "messages 5 and 6 never came");
         assert_eq!(p.observe("a", 7, 7, false, t), None);
+    }
+
+    #[test]
+    fn the_largest_number_does_not_overflow() {
+        let (mut p, t) = (Publishers::default(), Instant::now());
+        p.observe("a", 7, u64::MAX, false, t);
+        assert_eq!(p.observe("a", 7, u64::MAX, false, t), None);
+        assert_eq!(p.observe("a", 7, u64::MAX, true, t), None);
     }
 
     #[test]
