@@ -79,8 +79,10 @@ impl Application {
                     delivery,
                     metrics.clone(),
                     store.clone(),
-                    // A statement a dead replica left running can still commit this much later.
-                    config.timeouts.db_statement,
+                    crate::bus::BusTimings {
+                        late_commit: config.timeouts.db_statement,
+                        publisher_timeout: config.bus_publisher_timeout,
+                    },
                 )
                 .await?;
                 Arc::new(bus)

@@ -9,7 +9,7 @@ pub mod sequence;
 pub mod wire;
 
 pub use local::LocalBus;
-pub use redis::RedisBus;
+pub use redis::{BusTimings, RedisBus};
 pub use sequence::GapCause;
 pub use wire::Rejection;
 

@@ -92,6 +92,15 @@ pub struct RedisBus {
     shared: Arc<Shared>,
 }
 
+/// How the bus tells a lost publisher, and when it repairs again after one.
+#[derive(Clone, Copy, Debug)]
+pub struct BusTimings {
+    /// DATABASE_STATEMENT_TIMEOUT: a statement a dead replica left running can commit this late.
+    pub late_commit: Duration,
+    /// BUS_PUBLISHER_TIMEOUT.
+    pub publisher_timeout: Duration,
+}
+
 impl RedisBus {
     /// Starts the clients and the background tasks. Does not wait for Redis: a replica that
     /// starts while Redis is down serves HTTP and local sockets, and joins the bus when it can.
@@ -103,8 +112,9 @@ impl RedisBus {
         delivery: Delivery,
         metrics: Arc<Metrics>,
         store: Arc<dyn Store>,
-        late_commit: Duration,
+        timings: BusTimings,
     ) -> anyhow::Result<Self> {
+        let BusTimings { late_commit, publisher_timeout } = timings;
         let config = RedisConfig::from_url(url)?;
         let mut builder = Builder::from_config(config);
         builder
@@ -143,14 +153,14 @@ impl RedisBus {
             epoch: Uuid::new_v4().as_u64_pair().0,
             seq: Mutex::new(0),
             outbox,
-            publishers: Mutex::new(Publishers::default()),
+            publishers: Mutex::new(Publishers::new(publisher_timeout)),
             repair: Notify::new(),
             late_commit,
             gaps_logged_at: AtomicU64::new(0),
             gaps_unlogged: AtomicU64::new(0),
         });
         tokio::spawn(publish_loop(shared.clone(), rx));
-        tokio::spawn(heartbeat_loop(shared.clone()));
+        tokio::spawn(heartbeat_loop(shared.clone(), sequence::heartbeat_every(publisher_timeout)));
         tokio::spawn(sweep_loop(shared.clone()));
         tokio::spawn(repair_loop(shared.clone()));
         tokio::spawn(subscription_loop(shared.clone()));
@@ -441,10 +451,10 @@ async fn receive_loop(shared: Arc<Shared>) {
     }
 }
 
-/// Tells the other replicas every `HEARTBEAT_EVERY` which number this replica used last, so the
-/// loss of its last messages shows, and so does its silence if it dies.
-async fn heartbeat_loop(shared: Arc<Shared>) {
-    let mut every = tokio::time::interval(sequence::HEARTBEAT_EVERY);
+/// Tells the other replicas every `every` which number this replica used last, so the loss of
+/// its last messages shows, and so does its silence if it dies.
+async fn heartbeat_loop(shared: Arc<Shared>, every: Duration) {
+    let mut every = tokio::time::interval(every);
     loop {
         every.tick().await;
         shared.enqueue(None);

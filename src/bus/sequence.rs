@@ -1,5 +1,5 @@
 //! Noticing lost bus messages. Every replica numbers what it publishes (a random `epoch` per
-//! process and a `seq` counting from 1) and publishes a heartbeat every `HEARTBEAT_EVERY` carrying
+//! process and a `seq` counting from 1) and publishes a heartbeat every `heartbeat_every` carrying
 //! the last number it used. A receiver keeps, per publisher, the last number seen and when it last
 //! heard from it: a number skipped, or a publisher gone quiet, means events may be lost, and the
 //! receiver repairs its sockets from the database (which is the history: nothing is replayed).
@@ -7,10 +7,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// How often a replica says "still here, my last message was number N".
-pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
-/// A publisher not heard for this long is taken for dead: three heartbeats missed.
+/// The default `BUS_PUBLISHER_TIMEOUT`: a publisher not heard for this long is taken for dead.
+/// Publishers heartbeat every third of it (`heartbeat_every`), so three heartbeats are missed.
 pub const PUBLISHER_TIMEOUT: Duration = Duration::from_millis(1_500);
+
+/// How often a replica says "still here, my last message was number N".
+pub fn heartbeat_every(publisher_timeout: Duration) -> Duration {
+    publisher_timeout / 3
+}
 /// A publisher gone for this long is forgotten (bounds the table when replicas come and go).
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
@@ -50,12 +54,22 @@ struct Publisher {
 }
 
 /// What one receiver knows of every publisher it hears.
-#[derive(Default)]
 pub struct Publishers {
     by_origin: HashMap<String, Publisher>,
+    timeout: Duration,
+}
+
+impl Default for Publishers {
+    fn default() -> Self {
+        Publishers::new(PUBLISHER_TIMEOUT)
+    }
 }
 
 impl Publishers {
+    pub fn new(timeout: Duration) -> Self {
+        Publishers { by_origin: HashMap::new(), timeout }
+    }
+
     /// Records a message: `heartbeat` carries the publisher's last number rather than a number of
     /// its own. Returns why the receiver must repair, if it must.
     pub fn observe(&mut self, origin: &str, epoch: u64, seq: u64, heartbeat: bool, now: Instant) -> Option<GapCause> {
@@ -79,12 +93,12 @@ impl Publishers {
         gap.then_some(GapCause::Gap)
     }
 
-    /// Marks the publishers not heard within `PUBLISHER_TIMEOUT` as lost; how many were newly lost.
+    /// Marks the publishers not heard within the timeout as lost; how many were newly lost.
     pub fn sweep(&mut self, now: Instant) -> usize {
         self.by_origin.retain(|_, p| now.duration_since(p.heard) < FORGET_AFTER);
         let mut lost = 0;
         for publisher in self.by_origin.values_mut() {
-            if !publisher.lost && now.duration_since(publisher.heard) >= PUBLISHER_TIMEOUT {
+            if !publisher.lost && now.duration_since(publisher.heard) >= self.timeout {
                 publisher.lost = true;
                 lost += 1;
             }
