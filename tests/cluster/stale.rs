@@ -20,6 +20,8 @@ use crate::support::{Cluster, BUS_SECRET, REDIS_PASSWORD};
 const PLAYERS: usize = 300;
 const CHANGES_PER_PLAYER: usize = 5;
 const ROUNDS: usize = 3;
+/// Of the players, this many also hold a socket of the official client (tests/js/stale-watch.mjs).
+const OFFICIAL_CLIENTS: usize = 30;
 
 /// One player's socket and the newest balance it has shown: the highest version received (a
 /// client keeps the highest version, so a repair racing a live event cannot move it back).
@@ -109,6 +111,30 @@ async fn a_replica_killed_mid_burst_leaves_no_stale_screen() {
         .buffered(16)
         .collect()
         .await;
+    // The official client too, half over websocket, half over polling, on the survivors.
+    let (ready, done) = (cluster.dir.join("stale-ready"), cluster.dir.join("stale-done"));
+    let official_users: Vec<String> =
+        screens.iter().take(OFFICIAL_CLIENTS).map(|s| format!("{}:{}", s.user.id, s.user.token)).collect();
+    let official = {
+        let env = [
+            ("STALE_USERS".to_string(), official_users.join(" ")),
+            ("STALE_URLS".to_string(), format!("{} {}", survivors[0].base, survivors[1].base)),
+            ("STALE_READY".to_string(), ready.display().to_string()),
+            ("STALE_DONE".to_string(), done.display().to_string()),
+        ];
+        let base = survivors[0].base.clone();
+        tokio::spawn(async move {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            crate::helpers::run_node_tests(&base, "tests/js/stale-watch.mjs", &env).await
+        })
+    };
+    for _ in 0..300 {
+        if ready.exists() || official.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready.exists(), "the official clients connected within 30 s");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(stale(&mut screens, &pool).await.0, 0, "every socket starts with the true balance");
     let gaps_before = cluster.metric(1, r#"cyberhub_bus_gaps_total{cause="publisher_lost"}"#).await;
@@ -182,6 +208,9 @@ async fn a_replica_killed_mid_burst_leaves_no_stale_screen() {
     }
     let gaps = cluster.metric(1, r#"cyberhub_bus_gaps_total{cause="publisher_lost"}"#).await - gaps_before;
     assert!(gaps >= ROUNDS as f64, "each death was noticed: {gaps}");
+    std::fs::write(&done, "done").unwrap();
+    let output = official.await.expect("the official clients' check ran");
+    assert!(output.contains(&format!("0 of {OFFICIAL_CLIENTS} stale")), "{output}");
     for screen in screens {
         screen.socket.close().await;
     }
