@@ -86,6 +86,10 @@ struct Shared {
     late_commit: Duration,
     gaps_logged_at: AtomicU64,
     gaps_unlogged: AtomicU64,
+    /// Set on close: no more heartbeats after the goodbye.
+    closing: AtomicBool,
+    /// Notified once the goodbye went out.
+    bye_sent: Notify,
 }
 
 pub struct RedisBus {
@@ -158,6 +162,8 @@ impl RedisBus {
             late_commit,
             gaps_logged_at: AtomicU64::new(0),
             gaps_unlogged: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            bye_sent: Notify::new(),
         });
         tokio::spawn(publish_loop(shared.clone(), rx));
         tokio::spawn(heartbeat_loop(shared.clone(), sequence::heartbeat_every(publisher_timeout)));
@@ -177,7 +183,7 @@ impl RedisBus {
 impl EventBus for RedisBus {
     async fn publish(&self, event: Event) {
         self.shared.delivery.dispatch(&event, Origin::Local).await;
-        if !self.shared.enqueue(Some(event)) {
+        if !self.shared.enqueue(Some(event), false) {
             // Redis has been unreachable for a long burst. The number this message took is
             // skipped, so the other replicas notice the gap and repair their sockets.
             self.shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
@@ -216,12 +222,11 @@ impl EventBus for RedisBus {
     }
 
     async fn close(&self) {
-        // Let the events of the last requests reach the other replicas.
-        for _ in 0..100 {
-            if self.shared.outbox.capacity() == OUTBOX_CAPACITY {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        // Let the events of the last requests reach the other replicas, then say goodbye after
+        // them, so the others do not take this drain for a crash and repair for nothing.
+        self.shared.closing.store(true, Ordering::Relaxed);
+        if self.shared.enqueue(None, true) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.shared.bye_sent.notified()).await;
         }
         let _: Result<i64, _> = self.shared.publisher.hdel(CLIENT_COUNTS, self.shared.replica.as_str()).await;
         let _: Result<i64, _> = self.shared.publisher.hdel(ONLINE, self.shared.replica.as_str()).await;
@@ -236,14 +241,15 @@ fn sessions_key(replica: &str) -> String {
 }
 
 impl Shared {
-    /// Numbers and queues an event (a heartbeat: `None`, numbered with the last number used).
-    /// False when the outbox is full; never waits.
-    fn enqueue(&self, event: Option<Event>) -> bool {
+    /// Numbers and queues an event (a heartbeat: `None`, numbered with the last number used;
+    /// `bye`: the last one, on a clean shutdown). False when the outbox is full; never waits.
+    fn enqueue(&self, event: Option<Event>, bye: bool) -> bool {
         let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
         if event.is_some() {
             *seq += 1;
         }
-        let message = Message { origin: self.replica.clone(), epoch: self.epoch, seq: *seq, ts: now_micros(), event };
+        let (origin, epoch, ts) = (self.replica.clone(), self.epoch, now_micros());
+        let message = Message { origin, epoch, seq: *seq, ts, event, bye };
         self.outbox.try_send(message).is_ok()
     }
 
@@ -355,6 +361,9 @@ async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Message>) 
                 tracing::debug!(failed, batch = batch.len(), "pipelined publish to Redis failed");
             }
         }
+        if batch.iter().any(|m| m.bye) {
+            shared.bye_sent.notify_one();
+        }
         batch.clear();
     }
 }
@@ -437,6 +446,10 @@ async fn receive_loop(shared: Arc<Shared>) {
                         if let Some(cause) = gap {
                             shared.gap(cause, Some(&message.origin));
                         }
+                        if message.bye {
+                            shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).depart(&message.origin);
+                            tracing::info!(publisher = %message.origin, "a replica left the bus cleanly");
+                        }
                     }
                     Err(rejection) => shared.rejected(rejection, raw.len()),
                 }
@@ -457,7 +470,9 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration) {
     let mut every = tokio::time::interval(every);
     loop {
         every.tick().await;
-        shared.enqueue(None);
+        if !shared.closing.load(Ordering::Relaxed) {
+            shared.enqueue(None, false);
+        }
     }
 }
 

@@ -93,6 +93,11 @@ impl Publishers {
         gap.then_some(GapCause::Gap)
     }
 
+    /// A publisher said goodbye (drained, everything published): its silence is no loss.
+    pub fn depart(&mut self, origin: &str) {
+        self.by_origin.remove(origin);
+    }
+
     /// Marks the publishers not heard within the timeout as lost; how many were newly lost.
     pub fn sweep(&mut self, now: Instant) -> usize {
         self.by_origin.retain(|_, p| now.duration_since(p.heard) < FORGET_AFTER);
@@ -135,6 +140,15 @@ mod tests {
         assert_eq!(p.observe("a", 7, 4, false, t), None);
         assert_eq!(p.observe("a", 7, 6, true, t), Some(GapCause::Gap), "messages 5 and 6 never came");
         assert_eq!(p.observe("a", 7, 7, false, t), None);
+    }
+
+    #[test]
+    fn a_publisher_that_said_goodbye_is_not_lost_and_may_come_back() {
+        let (mut p, t) = (Publishers::default(), Instant::now());
+        p.observe("a", 7, 3, false, t);
+        p.depart("a");
+        assert_eq!(p.sweep(t + PUBLISHER_TIMEOUT * 2), 0);
+        assert_eq!(p.observe("a", 8, 1, true, t + PUBLISHER_TIMEOUT * 3), None, "restarted after a drain");
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub struct Message {
     pub ts: u64,
     /// `None`: a heartbeat.
     pub event: Option<Event>,
+    /// On a heartbeat: the publisher is shutting down cleanly, with everything published, so its
+    /// silence from now on is no loss (a drain is not a crash).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bye: bool,
 }
 
 /// The HMAC key, ready to clone per message.
@@ -150,6 +154,7 @@ mod tests {
             seq: 42,
             ts: 1_700_000_000_000_000,
             event: Some(Event::BalanceUpdated { user_id: Uuid::new_v4(), balance: 1250, version: 3 }),
+            bye: false,
         }
     }
 
@@ -175,8 +180,11 @@ mod tests {
             let message = Message { event, ..balance() };
             let text = encode(&key(), &message);
             assert!(text.len() < 400, "{text}");
+            assert!(!text.contains("bye"), "only a goodbye says bye: {text}");
             assert_eq!(decode(&key(), text.as_bytes()), Ok(message));
         }
+        let bye = Message { event: None, bye: true, ..balance() };
+        assert_eq!(decode(&key(), encode(&key(), &bye).as_bytes()), Ok(bye));
     }
 
     #[test]

@@ -259,7 +259,7 @@ async fn expect_version(screen: &mut Screen, version: i64) {
 /// subscriber cut by Redis. Each is counted, and each repairs the screen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_bus_message_is_noticed_and_repaired() {
-    let cluster = Cluster::start(2).await;
+    let mut cluster = Cluster::start(2).await;
     let pool = PgPool::connect(&cluster.database_url()).await.unwrap();
     let b = Api::new(&cluster.replica_url(1));
     let user = b.known_user().await;
@@ -306,8 +306,13 @@ async fn a_lost_bus_message_is_noticed_and_repaired() {
     expect_version(&mut screen, 4).await;
     assert_eq!(cluster.metric(1, &gaps("resubscribed")).await, before[2] + 1.0);
 
+    // A drain (SIGTERM) says goodbye after its last event: not taken for a death.
+    assert_eq!(cluster.stop_replica(0).await, Some(0));
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(cluster.metric(1, &gaps("publisher_lost")).await, before[1] + 1.0, "only the ghost was lost");
     let log = std::fs::read_to_string(cluster.dir.join("replica-2.log")).unwrap();
     assert!(log.contains("repairing local sockets from the database"), "the gap is logged");
+    assert!(log.contains("a replica left the bus cleanly"), "the goodbye is logged");
     screen.socket.close().await;
     cluster.shutdown().await;
 }
