@@ -301,6 +301,9 @@ pub struct Config {
     pub payment_webhook_secret: Option<Secret>,
     /// Signs and verifies every message on the cluster bus; set exactly when `redis_url` is.
     pub bus_secret: Option<Secret>,
+    /// A replica not heard on the bus for this long is taken for dead and the others repair their
+    /// sockets from the database; each replica heartbeats every third of it. Same on every replica.
+    pub bus_publisher_timeout: Duration,
     pub replica_id: String,
     pub cors_origins: CorsOrigins,
     pub rate_limits: RateLimits,
@@ -452,6 +455,10 @@ impl Config {
             db_lock: duration("DATABASE_LOCK_TIMEOUT", "2s")?,
             db_idle_in_transaction: duration("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", "10s")?,
         };
+        let bus_publisher_timeout = duration("BUS_PUBLISHER_TIMEOUT", "1500ms")?;
+        if !(Duration::from_millis(300)..=Duration::from_secs(60)).contains(&bus_publisher_timeout) {
+            return Err(invalid("BUS_PUBLISHER_TIMEOUT", "must be 300ms..60s".to_string()));
+        }
         let zero_or = |var: &'static str, default: &str, max: u64| {
             parse_duration_or_zero(var, &get(var).unwrap_or_else(|| default.to_string()), Duration::from_secs(max))
         };
@@ -469,6 +476,7 @@ impl Config {
             payment_webhook_secret,
             // Only the cluster bus uses it; a single node keeps no copy it would never check.
             bus_secret: bus_secret.filter(|_| cluster),
+            bus_publisher_timeout,
             replica_id,
             cors_origins,
             rate_limits,
@@ -550,6 +558,18 @@ mod tests {
 
     const KEY_A: &str = "0123456789abcdef0123456789abcdef";
     const KEY_B: &str = "fedcba9876543210fedcba9876543210";
+
+    #[test]
+    fn the_bus_publisher_timeout_defaults_and_validates() {
+        assert_eq!(config(&[]).unwrap().bus_publisher_timeout, Duration::from_millis(1500));
+        let set = config(&[("BUS_PUBLISHER_TIMEOUT", "3s")]).unwrap();
+        assert_eq!(set.bus_publisher_timeout, Duration::from_secs(3));
+        assert_eq!(crate::bus::sequence::heartbeat_every(set.bus_publisher_timeout), Duration::from_secs(1));
+        for bad in ["100ms", "2m", "0", "soon", "1500"] {
+            let err = config(&[("BUS_PUBLISHER_TIMEOUT", bad)]).unwrap_err();
+            assert_eq!(err.var, "BUS_PUBLISHER_TIMEOUT", "{bad}");
+        }
+    }
 
     #[test]
     fn live_session_settings_default_and_validate() {

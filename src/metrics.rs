@@ -25,6 +25,7 @@ pub struct Metrics {
     pub bus_rejected: IntCounterVec,
     pub bus_connected: IntGauge,
     pub bus_resubscribes: IntCounter,
+    pub bus_gaps: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub http_in_flight: IntGauge,
@@ -189,6 +190,14 @@ impl Metrics {
                 registry.register(Box::new(c.clone())).expect("unique metric");
                 c
             },
+            bus_gaps: counter_vec(
+                &registry,
+                "cyberhub_bus_gaps_total",
+                "Times this replica may have missed bus events and repaired its sockets from the database, \
+                 by cause: gap (a publisher's sequence skipped), publisher_lost (a publisher went quiet or \
+                 restarted), lagged (own receive buffer overflowed), resubscribed (own subscription lost)",
+                &["cause"],
+            ),
             http_requests: counter_vec(
                 &registry,
                 "cyberhub_http_requests_total",
@@ -278,6 +287,9 @@ impl Metrics {
         }
         for op in ["publish", "subscribe", "lagged"] {
             self.bus_errors.with_label_values(&[op]);
+        }
+        for cause in crate::bus::GapCause::ALL {
+            self.bus_gaps.with_label_values(&[cause.as_str()]);
         }
         for rejection in crate::bus::Rejection::ALL {
             self.bus_rejected.with_label_values(&[rejection.as_str()]);

@@ -24,6 +24,8 @@ use crate::state::{AppState, KnownUsers};
 use crate::store::Store;
 
 const NO_ARGUMENTS: [u8; 0] = [];
+/// Sent after connect to a client that sent `positions`: `{ recovered }`.
+pub const SYNC: &str = "sync";
 
 /// Where a delivered event came from, for the metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,25 +121,33 @@ impl Delivery {
 
     /// Brings every local socket back to the true state after events may have been missed: the
     /// current balance to each authenticated socket, and refetch hints for cases and inventory.
-    pub async fn resync(&self, store: &dyn Store) {
-        let users: HashSet<Uuid> = local_sockets(&self.io)
+    /// The balances come in one query per `MAX_ACCOUNTS_PER_QUERY` users, not one per user, and
+    /// are absolute and versioned, so a repair that races a live event is harmless (clients keep
+    /// the higher version). Returns how many users were repaired.
+    pub async fn resync(&self, store: &dyn Store) -> usize {
+        let users: Vec<Uuid> = local_sockets(&self.io)
             .iter()
             .filter_map(|socket| socket.extensions.get::<Session>().and_then(|s| s.0).map(|i| i.user_id))
+            .collect::<HashSet<Uuid>>()
+            .into_iter()
             .collect();
-        tracing::info!(users = users.len(), "resyncing local sockets");
         // A block or unblock may have been missed in the gap: ask the database again.
         self.known_users.forget_all();
         self.deliver(&Envelope::from(&Event::CasesUpdated), Origin::Resync).await;
-        for user_id in users {
-            self.deliver(&Envelope::from(&Event::InventoryUpdated { user_id }), Origin::Resync).await;
-            match store.account(user_id).await {
-                Ok(Some(account)) => {
-                    self.deliver(&Envelope::from(&Event::balance(user_id, account)), Origin::Resync).await
+        let mut repaired = 0;
+        for chunk in users.chunks(crate::store::MAX_ACCOUNTS_PER_QUERY) {
+            match store.accounts(chunk).await {
+                Ok(accounts) => {
+                    for (user_id, account) in accounts {
+                        self.deliver(&Envelope::from(&Event::InventoryUpdated { user_id }), Origin::Resync).await;
+                        self.deliver(&Envelope::from(&Event::balance(user_id, account)), Origin::Resync).await;
+                        repaired += 1;
+                    }
                 }
-                Ok(None) => {}
-                Err(err) => tracing::warn!(error = %err, "resync could not load a balance"),
+                Err(err) => tracing::warn!(error = %err, users = chunk.len(), "resync could not load balances"),
             }
         }
+        repaired
     }
 }
 
@@ -145,6 +155,16 @@ impl Delivery {
 struct Handshake {
     #[serde(default)]
     token: Option<String>,
+    /// What a reconnecting client already shows: `{ balance: <version> }`.
+    #[serde(default)]
+    positions: Option<Positions>,
+}
+
+/// The positions a client sent in its handshake. Unknown keys (a future `inventory`) are ignored.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+pub struct Positions {
+    #[serde(default)]
+    pub balance: Option<i64>,
 }
 
 /// The socket's verified identity, `None` for an anonymous socket. `auth:refresh` replaces it
@@ -241,6 +261,9 @@ async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) 
         socket.extensions.insert(slot);
     }
     socket.extensions.insert(Session(identity));
+    if let Some(positions) = handshake.positions {
+        socket.extensions.insert(positions);
+    }
     socket.extensions.insert(crate::online::SocketInfo { connected_at: chrono::Utc::now(), client_ip: ip });
     // Listening and in its room before the connect packet goes out: socketioxide sends it as soon
     // as the middleware returns and runs the connect handler a moment later, and old clients emit
@@ -306,7 +329,8 @@ async fn on_connect(socket: SocketRef, state: AppState) {
         return;
     }
     if let Some(identity) = session.0 {
-        send_balance_snapshot(&socket, identity.user_id, &state).await;
+        let positions = socket.extensions.get::<Positions>();
+        send_balance_snapshot(&socket, identity.user_id, positions, &state).await;
     }
 }
 
@@ -356,15 +380,22 @@ fn refreshed_identity(
 }
 
 /// The current balance, pushed on connect so a client that missed events while away is brought
-/// back to the true state.
-pub async fn send_balance_snapshot(socket: &SocketRef, user_id: Uuid, state: &AppState) {
+/// back to the true state. A client that sent its positions gets no snapshot when the balance
+/// version it shows is the current one, and then `sync { recovered }` says which happened.
+pub async fn send_balance_snapshot(socket: &SocketRef, user_id: Uuid, positions: Option<Positions>, state: &AppState) {
     match state.store.account(user_id).await {
         Ok(Some(account)) => {
+            let recovered = positions.and_then(|p| p.balance) == Some(account.version);
             let event = Event::balance(user_id, account);
-            if let Some(payload) = event.payload() {
-                if let Err(SendError::Socket(SocketError::InternalChannelFull)) = socket.emit(event.name(), &payload) {
-                    sessions::cut_slow_consumer(socket.clone(), &state.metrics);
-                }
+            let mut sent = Ok(());
+            if let (false, Some(payload)) = (recovered, event.payload()) {
+                sent = socket.emit(event.name(), &payload);
+            }
+            if sent.is_ok() && positions.is_some() {
+                sent = socket.emit(SYNC, &json!({ "recovered": recovered }));
+            }
+            if let Err(SendError::Socket(SocketError::InternalChannelFull)) = sent {
+                sessions::cut_slow_consumer(socket.clone(), &state.metrics);
             }
         }
         Ok(None) => {}

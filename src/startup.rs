@@ -79,6 +79,10 @@ impl Application {
                     delivery,
                     metrics.clone(),
                     store.clone(),
+                    crate::bus::BusTimings {
+                        late_commit: config.timeouts.db_statement,
+                        publisher_timeout: config.bus_publisher_timeout,
+                    },
                 )
                 .await?;
                 Arc::new(bus)

@@ -5,10 +5,12 @@
 
 mod local;
 mod redis;
+pub mod sequence;
 pub mod wire;
 
 pub use local::LocalBus;
-pub use redis::RedisBus;
+pub use redis::{BusTimings, RedisBus};
+pub use sequence::GapCause;
 pub use wire::Rejection;
 
 use async_trait::async_trait;

@@ -6,6 +6,11 @@
 //! clients reconnect forever, and after any gap in the subscription (Redis restarted, or it cut a
 //! slow subscriber off at its output-buffer limit) the replica resubscribes and resyncs its
 //! sockets from the database.
+//!
+//! Messages that vanish without any outage are noticed too (src/bus/sequence.rs): each replica
+//! numbers what it publishes and sends a heartbeat every 500 ms; a receiver that sees a number
+//! skipped, or a publisher that went quiet (SIGKILLed with events still in its outbox), repairs its
+//! sockets from the database. One repair runs at a time; requests meanwhile coalesce into one more.
 
 use async_trait::async_trait;
 use fred::clients::SubscriberClient;
@@ -13,11 +18,12 @@ use fred::prelude::*;
 use fred::types::config::{Config as RedisConfig, PerformanceConfig, ReconnectPolicy};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{broadcast::error::RecvError, mpsc, Notify};
 use uuid::Uuid;
 
+use super::sequence::{self, GapCause, Publishers};
 use super::wire::{self, Key, Message, Rejection};
 use super::{BusHealth, ClusterOnline, EventBus};
 use crate::events::Event;
@@ -28,6 +34,8 @@ use crate::store::Store;
 
 const CHANNEL: &str = "cyberhub:events";
 const OUTBOX_CAPACITY: usize = 65_536;
+/// At most this many queued messages go out in one pipeline (~300 bytes each).
+const PUBLISH_BATCH: usize = 256;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 const CLIENT_COUNTS: &str = "cyberhub:clients";
 const CLIENT_COUNT_TTL: Duration = Duration::from_secs(10);
@@ -45,6 +53,12 @@ const SESSIONS_CHUNK: usize = 1_000;
 /// At most one warning per this interval about rejected messages, so a flood of forgeries
 /// cannot flood the logs too; the metric counts every one.
 const REJECTION_LOG_EVERY_MS: u64 = 10_000;
+/// The same for gap warnings (a dead replica is noticed by every survivor at once).
+const GAP_LOG_EVERY_MS: u64 = 5_000;
+/// How often the receiver looks for publishers gone quiet.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// Added to DATABASE_STATEMENT_TIMEOUT before the second repair after a publisher is lost.
+const LATE_COMMIT_MARGIN: Duration = Duration::from_millis(500);
 
 struct Shared {
     replica: String,
@@ -59,11 +73,36 @@ struct Shared {
     /// Milliseconds since the epoch of the last rejection warning, and rejections since.
     rejections_logged_at: AtomicU64,
     rejections_unlogged: AtomicU64,
+    /// This process's epoch, and the last sequence number it gave a message. The lock is held
+    /// across numbering and queueing, so the outbox holds numbers in order.
+    epoch: u64,
+    seq: Mutex<u64>,
+    outbox: mpsc::Sender<Message>,
+    /// What this replica has heard from each publisher.
+    publishers: Mutex<Publishers>,
+    /// Wakes the repair task; a wake-up while it runs is kept (one follow-up, however many).
+    repair: Notify,
+    /// DATABASE_STATEMENT_TIMEOUT: how long after a replica's death its statements may commit.
+    late_commit: Duration,
+    gaps_logged_at: AtomicU64,
+    gaps_unlogged: AtomicU64,
+    /// Set on close: no more heartbeats after the goodbye.
+    closing: AtomicBool,
+    /// Notified once the goodbye went out.
+    bye_sent: Notify,
 }
 
 pub struct RedisBus {
     shared: Arc<Shared>,
-    outbox: mpsc::Sender<Message>,
+}
+
+/// How the bus tells a lost publisher, and when it repairs again after one.
+#[derive(Clone, Copy, Debug)]
+pub struct BusTimings {
+    /// DATABASE_STATEMENT_TIMEOUT: a statement a dead replica left running can commit this late.
+    pub late_commit: Duration,
+    /// BUS_PUBLISHER_TIMEOUT.
+    pub publisher_timeout: Duration,
 }
 
 impl RedisBus {
@@ -77,7 +116,9 @@ impl RedisBus {
         delivery: Delivery,
         metrics: Arc<Metrics>,
         store: Arc<dyn Store>,
+        timings: BusTimings,
     ) -> anyhow::Result<Self> {
+        let BusTimings { late_commit, publisher_timeout } = timings;
         let config = RedisConfig::from_url(url)?;
         let mut builder = Builder::from_config(config);
         builder
@@ -100,6 +141,7 @@ impl RedisBus {
         let subscriber = builder.build_subscriber_client()?;
         publisher.connect();
         subscriber.connect();
+        let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
         let shared = Arc::new(Shared {
             replica: replica.to_string(),
             delivery,
@@ -112,16 +154,28 @@ impl RedisBus {
             key: Key::new(secret),
             rejections_logged_at: AtomicU64::new(0),
             rejections_unlogged: AtomicU64::new(0),
+            epoch: Uuid::new_v4().as_u64_pair().0,
+            seq: Mutex::new(0),
+            outbox,
+            publishers: Mutex::new(Publishers::new(publisher_timeout)),
+            repair: Notify::new(),
+            late_commit,
+            gaps_logged_at: AtomicU64::new(0),
+            gaps_unlogged: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            bye_sent: Notify::new(),
         });
-        let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
         tokio::spawn(publish_loop(shared.clone(), rx));
+        tokio::spawn(heartbeat_loop(shared.clone(), sequence::heartbeat_every(publisher_timeout)));
+        tokio::spawn(sweep_loop(shared.clone()));
+        tokio::spawn(repair_loop(shared.clone()));
         tokio::spawn(subscription_loop(shared.clone()));
         tokio::spawn(receive_loop(shared.clone()));
         tokio::spawn(client_count_loop(shared.clone()));
         if tokio::time::timeout(Duration::from_secs(2), shared.subscriber.wait_for_connect()).await.is_err() {
             tracing::warn!("Redis is not answering yet; serving without the cluster bus until it does");
         }
-        Ok(RedisBus { shared, outbox })
+        Ok(RedisBus { shared })
     }
 }
 
@@ -129,10 +183,9 @@ impl RedisBus {
 impl EventBus for RedisBus {
     async fn publish(&self, event: Event) {
         self.shared.delivery.dispatch(&event, Origin::Local).await;
-        let message = Message { origin: self.shared.replica.clone(), ts: now_micros(), event };
-        if self.outbox.try_send(message).is_err() {
-            // Redis has been unreachable for a long burst; the resync after it returns repairs
-            // what the other replicas' clients missed.
+        if !self.shared.enqueue(Some(event), false) {
+            // Redis has been unreachable for a long burst. The number this message took is
+            // skipped, so the other replicas notice the gap and repair their sockets.
             self.shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
         }
     }
@@ -169,12 +222,11 @@ impl EventBus for RedisBus {
     }
 
     async fn close(&self) {
-        // Let the events of the last requests reach the other replicas.
-        for _ in 0..100 {
-            if self.outbox.capacity() == OUTBOX_CAPACITY {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        // Let the events of the last requests reach the other replicas, then say goodbye after
+        // them, so the others do not take this drain for a crash and repair for nothing.
+        self.shared.closing.store(true, Ordering::Relaxed);
+        if self.shared.enqueue(None, true) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.shared.bye_sent.notified()).await;
         }
         let _: Result<i64, _> = self.shared.publisher.hdel(CLIENT_COUNTS, self.shared.replica.as_str()).await;
         let _: Result<i64, _> = self.shared.publisher.hdel(ONLINE, self.shared.replica.as_str()).await;
@@ -189,6 +241,38 @@ fn sessions_key(replica: &str) -> String {
 }
 
 impl Shared {
+    /// Numbers and queues an event (a heartbeat: `None`, numbered with the last number used;
+    /// `bye`: the last one, on a clean shutdown). False when the outbox is full; never waits.
+    fn enqueue(&self, event: Option<Event>, bye: bool) -> bool {
+        let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        if event.is_some() {
+            *seq += 1;
+        }
+        let (origin, epoch, ts) = (self.replica.clone(), self.epoch, now_micros());
+        let message = Message { origin, epoch, seq: *seq, ts, event, bye };
+        self.outbox.try_send(message).is_ok()
+    }
+
+    /// Counts a possible loss and asks for a repair; warns at most once per interval.
+    fn gap(&self, cause: GapCause, origin: Option<&str>) {
+        self.metrics.bus_gaps.with_label_values(&[cause.as_str()]).inc();
+        self.repair.notify_one();
+        let unlogged = self.gaps_unlogged.fetch_add(1, Ordering::Relaxed) + 1;
+        let now_ms = now_micros() / 1000;
+        let last = self.gaps_logged_at.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) >= GAP_LOG_EVERY_MS
+            && self.gaps_logged_at.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            self.gaps_unlogged.fetch_sub(unlogged, Ordering::Relaxed);
+            tracing::warn!(
+                cause = cause.as_str(),
+                publisher = origin.unwrap_or("-"),
+                gaps_since_last_warning = unlogged,
+                "bus events may have been missed; repairing local sockets from the database"
+            );
+        }
+    }
+
     /// The unexpired entries of `cyberhub:online`.
     async fn live_replicas(&self) -> Result<Vec<ReplicaOnline>, fred::error::Error> {
         let entries: HashMap<String, String> = self.publisher.hgetall(ONLINE).await?;
@@ -248,13 +332,39 @@ fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64
 }
 
+/// Publishes what the outbox holds: one PUBLISH when a single message waits, otherwise every
+/// waiting message (up to `PUBLISH_BATCH`) in one pipeline, one round trip for the lot, so a burst
+/// does not queue behind one round trip per event. Order is kept (one connection, FIFO).
 async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Message>) {
-    while let Some(message) = outbox.recv().await {
-        let text = wire::encode(&shared.key, &message);
-        if let Err(err) = shared.publisher.publish::<i64, _, _>(CHANNEL, text).await {
-            shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
-            tracing::debug!(error = %err, event = message.event.kind(), "publish to Redis failed");
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while outbox.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        if let [message] = batch.as_slice() {
+            let text = wire::encode(&shared.key, message);
+            if let Err(err) = shared.publisher.publish::<i64, _, _>(CHANNEL, text).await {
+                shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
+                tracing::debug!(error = %err, "publish to Redis failed");
+            }
+        } else {
+            let pipeline = shared.publisher.pipeline();
+            let mut failed = 0;
+            for message in &batch {
+                let queued: Result<(), _> = pipeline.publish(CHANNEL, wire::encode(&shared.key, message)).await;
+                failed += u64::from(queued.is_err());
+            }
+            let results = pipeline.try_all::<fred::types::Value>().await;
+            failed += results.iter().filter(|r| r.is_err()).count() as u64;
+            if results.is_empty() && !batch.is_empty() {
+                failed = batch.len() as u64;
+            }
+            if failed > 0 {
+                shared.metrics.bus_errors.with_label_values(&["publish"]).inc_by(failed);
+                tracing::debug!(failed, batch = batch.len(), "pipelined publish to Redis failed");
+            }
         }
+        if batch.iter().any(|m| m.bye) {
+            shared.bye_sent.notify_one();
+        }
+        batch.clear();
     }
 }
 
@@ -271,6 +381,8 @@ async fn subscription_loop(shared: Arc<Shared>) {
                     // Whatever errors and reconnects queued up during the outage are history now.
                     errors = errors.resubscribe();
                     reconnects = reconnects.resubscribe();
+                    // Before `subscribed`, so the sweep never takes the outage for deaths.
+                    shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).clear();
                     shared.subscribed.store(true, Ordering::Relaxed);
                     shared.metrics.bus_connected.set(1);
                     if first {
@@ -278,7 +390,7 @@ async fn subscription_loop(shared: Arc<Shared>) {
                     } else {
                         shared.metrics.bus_resubscribes.inc();
                         tracing::info!(channel = CHANNEL, "resubscribed to the cluster bus");
-                        shared.delivery.resync(shared.store.as_ref()).await;
+                        shared.gap(GapCause::Resubscribed, None);
                     }
                     first = false;
                 }
@@ -320,10 +432,24 @@ async fn receive_loop(shared: Arc<Shared>) {
                 match wire::decode(&shared.key, raw) {
                     Ok(message) if message.origin == shared.replica => {}
                     Ok(message) => {
-                        shared.delivery.dispatch(&message.event, Origin::Remote).await;
-                        shared
-                            .delivery
-                            .observe_lag(message.event.kind(), UNIX_EPOCH + Duration::from_micros(message.ts));
+                        let gap = shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).observe(
+                            &message.origin,
+                            message.epoch,
+                            message.seq,
+                            message.event.is_none(),
+                            Instant::now(),
+                        );
+                        if let Some(event) = &message.event {
+                            shared.delivery.dispatch(event, Origin::Remote).await;
+                            shared.delivery.observe_lag(event.kind(), UNIX_EPOCH + Duration::from_micros(message.ts));
+                        }
+                        if let Some(cause) = gap {
+                            shared.gap(cause, Some(&message.origin));
+                        }
+                        if message.bye {
+                            shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).depart(&message.origin);
+                            tracing::info!(publisher = %message.origin, "a replica left the bus cleanly");
+                        }
                     }
                     Err(rejection) => shared.rejected(rejection, raw.len()),
                 }
@@ -331,10 +457,58 @@ async fn receive_loop(shared: Arc<Shared>) {
             Err(RecvError::Lagged(missed)) => {
                 shared.metrics.bus_errors.with_label_values(&["lagged"]).inc_by(missed);
                 tracing::warn!(missed, "fell behind the bus; resyncing");
-                shared.delivery.resync(shared.store.as_ref()).await;
+                shared.gap(GapCause::Lagged, None);
             }
             Err(RecvError::Closed) => return,
         }
+    }
+}
+
+/// Tells the other replicas every `every` which number this replica used last, so the loss of
+/// its last messages shows, and so does its silence if it dies.
+async fn heartbeat_loop(shared: Arc<Shared>, every: Duration) {
+    let mut every = tokio::time::interval(every);
+    loop {
+        every.tick().await;
+        if !shared.closing.load(Ordering::Relaxed) {
+            shared.enqueue(None, false);
+        }
+    }
+}
+
+/// Looks for publishers gone quiet. A lost publisher is repaired twice: at once, and again once
+/// every statement it left running has finished (PostgreSQL commits those after it died).
+async fn sweep_loop(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        if !shared.subscribed.load(Ordering::Relaxed) {
+            // Everyone is quiet when we hear nothing; the resubscription repairs instead.
+            continue;
+        }
+        let lost = shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).sweep(Instant::now());
+        if lost > 0 {
+            shared.gap(GapCause::PublisherLost, None);
+            let later = shared.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(later.late_commit + LATE_COMMIT_MARGIN).await;
+                later.repair.notify_one();
+            });
+        }
+    }
+}
+
+/// Runs the repairs one at a time: a request made while one runs is kept as one follow-up.
+async fn repair_loop(shared: Arc<Shared>) {
+    loop {
+        shared.repair.notified().await;
+        let started = Instant::now();
+        let users = shared.delivery.resync(shared.store.as_ref()).await;
+        tracing::info!(
+            users,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "repaired local sockets from the database"
+        );
     }
 }
 

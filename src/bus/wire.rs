@@ -8,6 +8,10 @@
 //!
 //! A replayed message is harmless: events are state hints, or absolute state with a version that
 //! clients only ever move forward.
+//!
+//! Every message carries its publisher's `epoch` (random per process) and `seq` (1, 2, … per
+//! process); a heartbeat is a message without an event whose `seq` is the last one used, so a
+//! receiver can tell when it missed something (src/bus/sequence.rs).
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -46,15 +50,24 @@ impl Rejection {
     }
 }
 
-/// One event as published by a replica.
+/// One event, or a heartbeat, as published by a replica.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
     /// The publishing replica's id: it skips its own messages (it delivered them locally).
     pub origin: String,
+    /// Random per publishing process: a new epoch under the same origin is a restart.
+    pub epoch: u64,
+    /// This event's number in its publisher's epoch; a heartbeat's is the last number used.
+    pub seq: u64,
     /// Publish time on the origin, microseconds since the Unix epoch (for the lag metric).
     pub ts: u64,
-    pub event: Event,
+    /// `None`: a heartbeat.
+    pub event: Option<Event>,
+    /// On a heartbeat: the publisher is shutting down cleanly, with everything published, so its
+    /// silence from now on is no loss (a drain is not a crash).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bye: bool,
 }
 
 /// The HMAC key, ready to clone per message.
@@ -116,10 +129,11 @@ fn valid(message: &Message) -> bool {
         && origin.len() <= 64
         && origin.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     let event_ok = match &message.event {
-        Event::BalanceUpdated { balance, version, .. } => *balance >= 0 && *version >= 0,
-        Event::CasesUpdated | Event::InventoryUpdated { .. } | Event::UserKicked { .. } | Event::UserBlocked { .. } => {
-            true
-        }
+        Some(Event::BalanceUpdated { balance, version, .. }) => *balance >= 0 && *version >= 0,
+        Some(
+            Event::CasesUpdated | Event::InventoryUpdated { .. } | Event::UserKicked { .. } | Event::UserBlocked { .. },
+        )
+        | None => true,
     };
     origin_ok && event_ok
 }
@@ -136,8 +150,11 @@ mod tests {
     fn balance() -> Message {
         Message {
             origin: "replica-1".into(),
+            epoch: u64::MAX - 1,
+            seq: 42,
             ts: 1_700_000_000_000_000,
-            event: Event::BalanceUpdated { user_id: Uuid::new_v4(), balance: 1250, version: 3 },
+            event: Some(Event::BalanceUpdated { user_id: Uuid::new_v4(), balance: 1250, version: 3 }),
+            bye: false,
         }
     }
 
@@ -152,15 +169,22 @@ mod tests {
         for event in [
             Event::CasesUpdated,
             Event::InventoryUpdated { user_id: Uuid::new_v4() },
-            balance().event,
+            balance().event.unwrap(),
             Event::UserKicked { user_id: Uuid::new_v4() },
             Event::UserBlocked { user_id: Uuid::new_v4(), blocked: true },
-        ] {
+        ]
+        .map(Some)
+        .into_iter()
+        .chain([None])
+        {
             let message = Message { event, ..balance() };
             let text = encode(&key(), &message);
             assert!(text.len() < 400, "{text}");
+            assert!(!text.contains("bye"), "only a goodbye says bye: {text}");
             assert_eq!(decode(&key(), text.as_bytes()), Ok(message));
         }
+        let bye = Message { event: None, bye: true, ..balance() };
+        assert_eq!(decode(&key(), encode(&key(), &bye).as_bytes()), Ok(bye));
     }
 
     #[test]
@@ -188,7 +212,10 @@ mod tests {
 
     #[test]
     fn oversized_messages_are_rejected_before_anything_else() {
-        let big = format!(r#"{{"origin":"r","ts":0,"event":{{"type":"cases_updated"}},"pad":"{}"}}"#, "x".repeat(5000));
+        let big = format!(
+            r#"{{"origin":"r","epoch":1,"seq":1,"ts":0,"event":{{"type":"cases_updated"}},"pad":"{}"}}"#,
+            "x".repeat(5000)
+        );
         assert_eq!(decode(&key(), &signed(&key(), &big)), Err(Rejection::Oversized));
     }
 
@@ -197,21 +224,25 @@ mod tests {
         let id = Uuid::new_v4();
         for json in [
             "not json",
-            r#"{"origin":"r","ts":0,"event":{"type":"wallet_drained"}}"#,
-            r#"{"origin":"r","ts":0,"event":{"type":"inventory_updated","user_id":"user:1"}}"#,
+            r#"{"origin":"r","epoch":1,"seq":1,"ts":0,"event":{"type":"wallet_drained"}}"#,
+            r#"{"origin":"r","epoch":1,"seq":1,"ts":0,"event":{"type":"inventory_updated","user_id":"user:1"}}"#,
             &format!(
-                r#"{{"origin":"r","ts":0,"event":{{"type":"balance_updated","user_id":"{id}","balance":-1,"version":1}}}}"#
+                r#"{{"origin":"r","epoch":1,"seq":1,"ts":0,"event":{{"type":"balance_updated","user_id":"{id}","balance":-1,"version":1}}}}"#
             ),
             &format!(
-                r#"{{"origin":"r","ts":0,"event":{{"type":"balance_updated","user_id":"{id}","balance":"1","version":1}}}}"#
+                r#"{{"origin":"r","epoch":1,"seq":1,"ts":0,"event":{{"type":"balance_updated","user_id":"{id}","balance":"1","version":1}}}}"#
             ),
-            r#"{"origin":"r","ts":0,"event":{"type":"cases_updated"},"room":"user:x"}"#,
-            r#"{"origin":"a b","ts":0,"event":{"type":"cases_updated"}}"#,
-            r#"{"origin":"","ts":0,"event":{"type":"cases_updated"}}"#,
-            r#"{"origin":"r","ts":0,"event":{"type":"user_kicked","user_id":"user:1"}}"#,
-            r#"{"origin":"r","ts":0,"event":{"type":"user_kicked"}}"#,
-            &format!(r#"{{"origin":"r","ts":0,"event":{{"type":"user_blocked","user_id":"{id}","blocked":"yes"}}}}"#),
-            &format!(r#"{{"origin":"r","ts":0,"event":{{"type":"user_blocked","user_id":"{id}"}}}}"#),
+            r#"{"origin":"r","epoch":1,"seq":1,"ts":0,"event":{"type":"cases_updated"},"room":"user:x"}"#,
+            r#"{"origin":"a b","epoch":1,"seq":1,"ts":0,"event":{"type":"cases_updated"}}"#,
+            r#"{"origin":"","epoch":1,"seq":1,"ts":0,"event":{"type":"cases_updated"}}"#,
+            r#"{"origin":"r","epoch":1,"seq":1,"ts":0,"event":{"type":"user_kicked","user_id":"user:1"}}"#,
+            r#"{"origin":"r","epoch":1,"seq":1,"ts":0,"event":{"type":"user_kicked"}}"#,
+            // From a replica older than sequence numbers: refused, so run one version at a time.
+            r#"{"origin":"r","ts":0,"event":{"type":"cases_updated"}}"#,
+            &format!(
+                r#"{{"origin":"r","epoch":1,"seq":1,"ts":0,"event":{{"type":"user_blocked","user_id":"{id}","blocked":"yes"}}}}"#
+            ),
+            &format!(r#"{{"origin":"r","epoch":1,"seq":1,"ts":0,"event":{{"type":"user_blocked","user_id":"{id}"}}}}"#),
         ] {
             assert_eq!(decode(&key(), &signed(&key(), json)), Err(Rejection::Malformed), "{json}");
         }

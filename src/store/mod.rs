@@ -125,6 +125,9 @@ impl From<sqlx::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Ids per `Store::accounts` query: one bound parameter each, far below either backend's limit.
+pub const MAX_ACCOUNTS_PER_QUERY: usize = 1_000;
+
 /// The result of a successful case open.
 #[derive(Clone, Debug)]
 pub struct Opened {
@@ -260,6 +263,9 @@ pub trait Store: Send + Sync + 'static {
     /// Blocks (with an optional reason) or unblocks a known user.
     async fn set_blocked(&self, user_id: Uuid, blocked: bool, reason: Option<&str>) -> StoreResult<UserRecord>;
     async fn account(&self, user_id: Uuid) -> StoreResult<Option<Account>>;
+    /// The accounts of the known users among `user_ids`, in one query (callers chunk: at most
+    /// `MAX_ACCOUNTS_PER_QUERY` ids). Users never seen are left out.
+    async fn accounts(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, Account)>>;
 
     async fn cases(&self) -> StoreResult<Vec<Case>>;
     async fn case(&self, case_id: Uuid) -> StoreResult<Option<Case>>;

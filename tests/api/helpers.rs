@@ -385,6 +385,11 @@ pub enum ConnectFailure {
 
 impl TestSocket {
     pub async fn connect(base: &str, token: Option<&str>) -> Result<TestSocket, ConnectFailure> {
+        TestSocket::connect_with_auth(base, token.map(|token| json!({ "token": token }))).await
+    }
+
+    /// With `auth` as the handshake's auth object, e.g. `{ token, positions: { balance } }`.
+    pub async fn connect_with_auth(base: &str, auth: Option<Value>) -> Result<TestSocket, ConnectFailure> {
         let (tx, rx) = mpsc::unbounded_channel::<(String, Value)>();
         let (status_tx, mut status_rx) = mpsc::unbounded_channel::<Result<(), String>>();
         let any_tx = tx.clone();
@@ -427,8 +432,8 @@ impl TestSocket {
                 let _ = status_tx.send(Err(text));
                 async {}.boxed()
             });
-        if let Some(token) = token {
-            builder = builder.auth(json!({ "token": token }));
+        if let Some(auth) = auth {
+            builder = builder.auth(auth);
         }
         let client = builder.connect().await.map_err(|e| ConnectFailure::Other(e.to_string()))?;
         match tokio::time::timeout(Duration::from_secs(5), status_rx.recv()).await {

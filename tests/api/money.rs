@@ -117,3 +117,22 @@ async fn webhook_without_a_secret_answers_503() {
     app.payment(&body).await.expect_error(503, "unavailable");
     app.cleanup().await;
 }
+
+on_both_backends! {
+    async fn accounts_load_many_users_in_one_query(app) {
+        let (a, b) = (app.known_user().await, app.known_user().await);
+        app.fund(&a, 1.25).await;
+        app.fund(&b, 2.0).await;
+        app.fund(&b, 3.0).await;
+        let stranger = uuid::Uuid::new_v4();
+        let mut accounts = app.state.store.accounts(&[a.id, stranger, b.id]).await.unwrap();
+        accounts.sort_by_key(|(_, account)| account.version);
+        let found: Vec<(uuid::Uuid, i64, i64)> =
+            accounts.iter().map(|(id, account)| (*id, account.balance.as_i64(), account.version)).collect();
+        assert_eq!(found, vec![(a.id, 125, 1), (b.id, 500, 2)], "the stranger is left out");
+        assert!(app.state.store.accounts(&[]).await.unwrap().is_empty());
+        let many: Vec<uuid::Uuid> =
+            (0..cyberhub::store::MAX_ACCOUNTS_PER_QUERY - 1).map(|_| uuid::Uuid::new_v4()).chain([a.id]).collect();
+        assert_eq!(app.state.store.accounts(&many).await.unwrap().len(), 1, "a full chunk binds every id");
+    }
+}

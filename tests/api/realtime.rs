@@ -22,6 +22,39 @@ on_both_backends! {
         socket.close().await;
     }
 
+    async fn a_client_with_current_positions_gets_no_snapshot(app) {
+        let user = app.known_user().await;
+        app.fund(&user, 4.5).await;
+        app.fund(&user, 0.5).await;
+        let balance = format!("balance:updated:{}", user.id);
+        let connect = |positions: serde_json::Value| {
+            TestSocket::connect_with_auth(&app.base, Some(json!({ "token": user.token, "positions": positions })))
+        };
+
+        // Current: told so, and nothing else.
+        let current = connect(json!({ "balance": 2 })).await.unwrap();
+        assert_eq!(current.expect("sync").await, json!({ "recovered": true }));
+        current.expect_none(&balance, QUIET).await;
+        // Behind: the current balance, then told it was not current.
+        let behind = connect(json!({ "balance": 1, "inventory": 7 })).await.unwrap();
+        assert_eq!(behind.expect(&balance).await, json!({ "balance": 5.0, "version": 2 }));
+        assert_eq!(behind.expect("sync").await, json!({ "recovered": false }));
+        // Positions without a balance: the snapshot, not current.
+        let empty = connect(json!({})).await.unwrap();
+        assert_eq!(empty.expect(&balance).await, json!({ "balance": 5.0, "version": 2 }));
+        assert_eq!(empty.expect("sync").await, json!({ "recovered": false }));
+        // No positions: today's behaviour, the snapshot and no sync.
+        let old = app.socket(Some(&user.token)).await;
+        assert_eq!(old.expect(&balance).await, json!({ "balance": 5.0, "version": 2 }));
+        old.expect_none("sync", QUIET).await;
+        // Live events still flow to the recovered socket.
+        app.fund(&user, 1.0).await;
+        assert_eq!(current.expect(&balance).await, json!({ "balance": 6.0, "version": 3 }));
+        for s in [current, behind, empty, old] {
+            s.close().await;
+        }
+    }
+
     async fn events_reach_their_user_and_nobody_else(app) {
         let (alice, bob) = (app.known_user().await, app.known_user().await);
         let alice_socket = app.socket(Some(&alice.token)).await;

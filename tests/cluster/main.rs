@@ -11,3 +11,4 @@ mod failures;
 mod hostile;
 mod money;
 mod sessions;
+mod stale;
