@@ -248,10 +248,24 @@ async fn polling_session(http: &reqwest::Client, base: &str, path: &str) -> Resu
     if status != 200 {
         return Err(format!("{path}: namespace connect answered {status} {text}"));
     }
-    let poll = http.get(url(&sid)).header("cookie", &cookie).send().await.unwrap();
-    let (status, text) = (poll.status(), poll.text().await.unwrap());
-    if status != 200 || !text.contains("40") {
-        return Err(format!("{path}: poll answered {status} {text}"));
+    // The connect reply may queue behind the first heartbeat ping: answer it and poll again.
+    let mut connected = false;
+    for _ in 0..3 {
+        let poll = http.get(url(&sid)).header("cookie", &cookie).send().await.unwrap();
+        let (status, text) = (poll.status(), poll.text().await.unwrap());
+        if status != 200 {
+            return Err(format!("{path}: poll answered {status} {text}"));
+        }
+        if text.split('\u{1e}').any(|packet| packet.starts_with("40")) {
+            connected = true;
+            break;
+        }
+        if text.split('\u{1e}').any(|packet| packet == "2") {
+            http.post(url(&sid)).header("cookie", &cookie).body("3").send().await.unwrap();
+        }
+    }
+    if !connected {
+        return Err(format!("{path}: no namespace connect reply in 3 polls"));
     }
     // Posts answer at once (a poll with nothing queued waits for the 25 s ping).
     for _ in 0..4 {
