@@ -451,7 +451,7 @@ impl Config {
             request: duration("REQUEST_TIMEOUT", "10s")?,
             header_read: duration("HTTP_HEADER_READ_TIMEOUT", "15s")?,
             db_acquire: duration("DATABASE_ACQUIRE_TIMEOUT", "3s")?,
-            db_statement: duration("DATABASE_STATEMENT_TIMEOUT", "5s")?,
+            db_statement: duration("DATABASE_STATEMENT_TIMEOUT", "3s")?,
             db_lock: duration("DATABASE_LOCK_TIMEOUT", "2s")?,
             db_idle_in_transaction: duration("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", "10s")?,
         };

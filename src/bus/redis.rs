@@ -58,7 +58,9 @@ const GAP_LOG_EVERY_MS: u64 = 5_000;
 /// How often the receiver looks for publishers gone quiet.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Added to DATABASE_STATEMENT_TIMEOUT before the second repair after a publisher is lost.
-const LATE_COMMIT_MARGIN: Duration = Duration::from_millis(500);
+/// A dead client can no longer send COMMIT, so what still commits after its death is a statement
+/// it had sent (a one-statement open, a COMMIT in flight): done within DATABASE_STATEMENT_TIMEOUT.
+const LATE_COMMIT_MARGIN: Duration = Duration::from_millis(250);
 
 struct Shared {
     replica: String,

@@ -87,9 +87,10 @@ async fn assert_money_exact(pool: &PgPool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_burst_leaves_no_stale_screen() {
-    // A statement the dead replica left running may commit up to this late: the survivors repair
-    // again after it, so the 5 s bound holds for those too.
-    let mut cluster = Cluster::start_with(3, &[("DATABASE_STATEMENT_TIMEOUT", "3s")]).await;
+    // The defaults: a statement the dead replica left running may commit up to
+    // DATABASE_STATEMENT_TIMEOUT (3 s) late, and the survivors repair again after it, so the 5 s
+    // bound holds for those too.
+    let mut cluster = Cluster::start(3).await;
     let pool = PgPool::connect(&cluster.database_url()).await.unwrap();
     let committing = Api::new(&cluster.replica_url(0));
     let survivors = [Api::new(&cluster.replica_url(1)), Api::new(&cluster.replica_url(2))];
