@@ -164,7 +164,7 @@ for (const transport of Object.keys(TRANSPORTS)) {
       assert.ok(opened.inventoryItemId, "open response has an inventoryItemId");
       assert.ok(opened.fair, "open response has provably-fair data");
       await expectBalance(socket, user.id, 2, 2);
-      await waitFor(socket, `inventory:updated:${user.id}`);
+      assert.deepEqual(await waitFor(socket, `inventory:updated:${user.id}`), { version: 1 });
 
       const claimed = await apiOk("POST", "/api/inventory/claim", {
         token: user.token,
@@ -174,7 +174,7 @@ for (const transport of Object.keys(TRANSPORTS)) {
       assert.equal(claimed.balanceVersion, 3);
       assert.equal(claimed.credited, 0.5);
       await expectBalance(socket, user.id, 2.5, 3);
-      await waitFor(socket, `inventory:updated:${user.id}`);
+      assert.deepEqual(await waitFor(socket, `inventory:updated:${user.id}`), { version: 2 });
     });
 
     test("signed payment webhook credits once; a replay is a duplicate with no event", { timeout: TEST_TIMEOUT_MS }, async () => {
