@@ -65,6 +65,7 @@ describe("REST contract used by the realtime tests", () => {
     assert.equal(body.user?.role, "user");
     assert.equal(body.user?.balance, 0);
     assert.equal(body.user?.balanceVersion, 0);
+    assert.equal(body.user?.inventoryVersion, 0);
   });
 
   test("admin balance add for a user never seen is 404", { timeout: TEST_TIMEOUT_MS }, async () => {
