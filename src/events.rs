@@ -1,6 +1,6 @@
 //! The one place that maps a realtime event to its room, wire name and payload.
-//! Events are state hints (`cases:updated`, `inventory:updated`) or absolute state with a version
-//! (`balance:updated`), so delivering one twice is harmless and a missed one is repaired by the
+//! Events are state hints (`cases:updated`, `inventory:updated` with the inventory's version) or
+//! absolute state with a version (`balance:updated`), so delivering one twice is harmless and a missed one is repaired by the
 //! resync a socket gets when it connects.
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,10 @@ pub enum Event {
     },
     InventoryUpdated {
         user_id: Uuid,
+        /// The user's inventory version after the change. `None` only in a message from a replica
+        /// of an older release (rolling upgrade); it is then emitted without a payload, as before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<i64>,
     },
     /// An admin kicked the user: every socket of theirs, on every replica, ends with
     /// `session:ended { reason: "kicked" }`.
@@ -48,11 +52,15 @@ impl Event {
         Event::BalanceUpdated { user_id, balance: account.balance.as_i64(), version: account.version }
     }
 
+    pub fn inventory(user_id: Uuid, version: i64) -> Event {
+        Event::InventoryUpdated { user_id, version: Some(version) }
+    }
+
     pub fn audience(&self) -> Audience {
         match self {
             Event::CasesUpdated => Audience::Everyone,
             Event::BalanceUpdated { user_id, .. }
-            | Event::InventoryUpdated { user_id }
+            | Event::InventoryUpdated { user_id, .. }
             | Event::UserKicked { user_id }
             | Event::UserBlocked { user_id, .. } => Audience::Room(user_room(*user_id)),
         }
@@ -63,7 +71,7 @@ impl Event {
         match self {
             Event::CasesUpdated => "cases:updated".into(),
             Event::BalanceUpdated { user_id, .. } => format!("balance:updated:{user_id}"),
-            Event::InventoryUpdated { user_id } => format!("inventory:updated:{user_id}"),
+            Event::InventoryUpdated { user_id, .. } => format!("inventory:updated:{user_id}"),
             Event::UserKicked { .. } | Event::UserBlocked { .. } => crate::sessions::SESSION_ENDED.into(),
         }
     }
@@ -74,7 +82,8 @@ impl Event {
             Event::BalanceUpdated { balance, version, .. } => {
                 Some(json!({ "balance": Cents(*balance), "version": version }))
             }
-            Event::CasesUpdated | Event::InventoryUpdated { .. } => None,
+            Event::InventoryUpdated { version, .. } => version.map(|version| json!({ "version": version })),
+            Event::CasesUpdated => None,
             Event::UserKicked { .. } | Event::UserBlocked { .. } => {
                 self.ends_sessions().map(|(_, reason)| json!({ "reason": reason.as_str() }))
             }
@@ -151,6 +160,13 @@ mod tests {
         assert_eq!(balance.payload(), Some(json!({ "balance": 12.5, "version": 3 })));
         assert_eq!(Event::CasesUpdated.audience(), Audience::Everyone);
         assert_eq!(Event::CasesUpdated.payload(), None);
-        assert_eq!(Event::InventoryUpdated { user_id: id }.name(), format!("inventory:updated:{id}"));
+        let inventory = Event::inventory(id, 7);
+        assert_eq!(inventory.name(), format!("inventory:updated:{id}"));
+        assert_eq!(inventory.audience(), Audience::Room(format!("user:{id}")));
+        assert_eq!(inventory.payload(), Some(json!({ "version": 7 })));
+        // From a replica of the previous release: no version, no payload, as before.
+        let old: Event = serde_json::from_value(json!({ "type": "inventory_updated", "user_id": id })).unwrap();
+        assert_eq!(old, Event::InventoryUpdated { user_id: id, version: None });
+        assert_eq!(old.payload(), None);
     }
 }

@@ -136,11 +136,12 @@ impl Delivery {
         self.deliver(&Envelope::from(&Event::CasesUpdated), Origin::Resync).await;
         let mut repaired = 0;
         for chunk in users.chunks(crate::store::MAX_ACCOUNTS_PER_QUERY) {
-            match store.accounts(chunk).await {
-                Ok(accounts) => {
-                    for (user_id, account) in accounts {
-                        self.deliver(&Envelope::from(&Event::InventoryUpdated { user_id }), Origin::Resync).await;
-                        self.deliver(&Envelope::from(&Event::balance(user_id, account)), Origin::Resync).await;
+            match store.positions(chunk).await {
+                Ok(positions) => {
+                    for (user_id, now) in positions {
+                        let inventory = Event::inventory(user_id, now.inventory_version);
+                        self.deliver(&Envelope::from(&inventory), Origin::Resync).await;
+                        self.deliver(&Envelope::from(&Event::balance(user_id, now.account)), Origin::Resync).await;
                         repaired += 1;
                     }
                 }
@@ -155,16 +156,18 @@ impl Delivery {
 struct Handshake {
     #[serde(default)]
     token: Option<String>,
-    /// What a reconnecting client already shows: `{ balance: <version> }`.
+    /// What a reconnecting client already shows: `{ balance: <version>, inventory: <version> }`.
     #[serde(default)]
     positions: Option<Positions>,
 }
 
-/// The positions a client sent in its handshake. Unknown keys (a future `inventory`) are ignored.
+/// The positions a client sent in its handshake. Unknown keys are ignored.
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
 pub struct Positions {
     #[serde(default)]
     pub balance: Option<i64>,
+    #[serde(default)]
+    pub inventory: Option<i64>,
 }
 
 /// The socket's verified identity, `None` for an anonymous socket. `auth:refresh` replaces it
@@ -330,7 +333,7 @@ async fn on_connect(socket: SocketRef, state: AppState) {
     }
     if let Some(identity) = session.0 {
         let positions = socket.extensions.get::<Positions>();
-        send_balance_snapshot(&socket, identity.user_id, positions, &state).await;
+        send_snapshot(&socket, identity.user_id, positions, &state).await;
     }
 }
 
@@ -380,25 +383,38 @@ fn refreshed_identity(
 }
 
 /// The current balance, pushed on connect so a client that missed events while away is brought
-/// back to the true state. A client that sent its positions gets no snapshot when the balance
-/// version it shows is the current one, and then `sync { recovered }` says which happened.
-pub async fn send_balance_snapshot(socket: &SocketRef, user_id: Uuid, positions: Option<Positions>, state: &AppState) {
-    match state.store.account(user_id).await {
-        Ok(Some(account)) => {
-            let recovered = positions.and_then(|p| p.balance) == Some(account.version);
-            let event = Event::balance(user_id, account);
+/// back to the true state. A client that sent its positions gets only what it lacks: the balance
+/// snapshot when its balance version is not the current one, `inventory:updated { version }` when
+/// its inventory version is not; then `sync { recovered }`, true when it lacked nothing.
+pub async fn send_snapshot(socket: &SocketRef, user_id: Uuid, positions: Option<Positions>, state: &AppState) {
+    match state.store.positions(&[user_id]).await {
+        Ok(found) => {
+            let Some((_, now)) = found.into_iter().next() else {
+                return;
+            };
+            let balance_current = positions.and_then(|p| p.balance) == Some(now.account.version);
+            let inventory_current = positions.and_then(|p| p.inventory) == Some(now.inventory_version);
+            let mut lacking = Vec::with_capacity(2);
+            if !balance_current {
+                lacking.push(Event::balance(user_id, now.account));
+            }
+            // Clients that send no positions get today's snapshot: the balance only.
+            if positions.is_some() && !inventory_current {
+                lacking.push(Event::inventory(user_id, now.inventory_version));
+            }
             let mut sent = Ok(());
-            if let (false, Some(payload)) = (recovered, event.payload()) {
-                sent = socket.emit(event.name(), &payload);
+            for event in &lacking {
+                if let (true, Some(payload)) = (sent.is_ok(), event.payload()) {
+                    sent = socket.emit(event.name(), &payload);
+                }
             }
             if sent.is_ok() && positions.is_some() {
-                sent = socket.emit(SYNC, &json!({ "recovered": recovered }));
+                sent = socket.emit(SYNC, &json!({ "recovered": lacking.is_empty() }));
             }
             if let Err(SendError::Socket(SocketError::InternalChannelFull)) = sent {
                 sessions::cut_slow_consumer(socket.clone(), &state.metrics);
             }
         }
-        Ok(None) => {}
         Err(err) => tracing::warn!(error = %err, "could not load the balance snapshot"),
     }
 }

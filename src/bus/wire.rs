@@ -130,10 +130,8 @@ fn valid(message: &Message) -> bool {
         && origin.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     let event_ok = match &message.event {
         Some(Event::BalanceUpdated { balance, version, .. }) => *balance >= 0 && *version >= 0,
-        Some(
-            Event::CasesUpdated | Event::InventoryUpdated { .. } | Event::UserKicked { .. } | Event::UserBlocked { .. },
-        )
-        | None => true,
+        Some(Event::InventoryUpdated { version, .. }) => version.is_none_or(|v| v >= 0),
+        Some(Event::CasesUpdated | Event::UserKicked { .. } | Event::UserBlocked { .. }) | None => true,
     };
     origin_ok && event_ok
 }
@@ -168,7 +166,8 @@ mod tests {
     fn a_signed_message_round_trips() {
         for event in [
             Event::CasesUpdated,
-            Event::InventoryUpdated { user_id: Uuid::new_v4() },
+            Event::inventory(Uuid::new_v4(), 7),
+            Event::InventoryUpdated { user_id: Uuid::new_v4(), version: None },
             balance().event.unwrap(),
             Event::UserKicked { user_id: Uuid::new_v4() },
             Event::UserBlocked { user_id: Uuid::new_v4(), blocked: true },

@@ -40,7 +40,7 @@ pub async fn open(
     state
         .publish([
             Event::balance(identity.user_id, opened.account),
-            Event::InventoryUpdated { user_id: identity.user_id },
+            Event::inventory(identity.user_id, opened.inventory_version),
         ])
         .await;
     Ok(Json(json!({

@@ -57,7 +57,7 @@ pub async fn claim(
     state
         .publish([
             Event::balance(identity.user_id, claimed.account),
-            Event::InventoryUpdated { user_id: identity.user_id },
+            Event::inventory(identity.user_id, claimed.inventory_version),
         ])
         .await;
     Ok(Json(json!({
@@ -91,7 +91,7 @@ pub async fn set_status(
             "items become claimed only through POST /api/inventory/claim",
         ));
     }
-    let entry = state.store.set_inventory_status(id, status).await?;
-    state.publish([Event::InventoryUpdated { user_id: entry.user_id }]).await;
+    let (entry, inventory_version) = state.store.set_inventory_status(id, status).await?;
+    state.publish([Event::inventory(entry.user_id, inventory_version)]).await;
     Ok(Json(json!({ "success": true, "item": entry })))
 }

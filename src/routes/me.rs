@@ -7,7 +7,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 pub async fn me(State(state): State<AppState>, AuthUser(identity): AuthUser) -> ApiResult<Json<Value>> {
-    let account = state.store.account(identity.user_id).await?.ok_or(ApiError::NotFound("user"))?;
+    let (_, now) =
+        state.store.positions(&[identity.user_id]).await?.into_iter().next().ok_or(ApiError::NotFound("user"))?;
+    let account = now.account;
     Ok(Json(json!({
         "success": true,
         "user": {
@@ -15,6 +17,7 @@ pub async fn me(State(state): State<AppState>, AuthUser(identity): AuthUser) -> 
             "role": identity.role,
             "balance": account.balance,
             "balanceVersion": account.version,
+            "inventoryVersion": now.inventory_version,
         }
     })))
 }

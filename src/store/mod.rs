@@ -135,6 +135,8 @@ pub struct Opened {
     pub price: Cents,
     pub inventory_item_id: Uuid,
     pub account: Account,
+    /// The user's `inventory_version` after this open added the item.
+    pub inventory_version: i64,
     pub fair: FairProof,
     pub retries: OpenRetries,
 }
@@ -153,6 +155,16 @@ pub struct OpenRetries {
 pub struct Claimed {
     pub account: Account,
     pub credited: Cents,
+    /// The user's `inventory_version` after the claim.
+    pub inventory_version: i64,
+}
+
+/// Where a user's state stands: the balance with its version, and the inventory version that
+/// every inventory change (open, claim, admin status change) bumps by one in its transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserPositions {
+    pub account: Account,
+    pub inventory_version: i64,
 }
 
 /// A payment provider's notification, after its signature was checked.
@@ -266,6 +278,8 @@ pub trait Store: Send + Sync + 'static {
     /// The accounts of the known users among `user_ids`, in one query (callers chunk: at most
     /// `MAX_ACCOUNTS_PER_QUERY` ids). Users never seen are left out.
     async fn accounts(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, Account)>>;
+    /// Like `accounts`, with each user's inventory version too.
+    async fn positions(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, UserPositions)>>;
 
     async fn cases(&self) -> StoreResult<Vec<Case>>;
     async fn case(&self, case_id: Uuid) -> StoreResult<Option<Case>>;
@@ -288,7 +302,12 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<InventoryEntry>>;
     async fn claim(&self, user_id: Uuid, inventory_id: Uuid) -> StoreResult<Claimed>;
-    async fn set_inventory_status(&self, inventory_id: Uuid, status: InventoryStatus) -> StoreResult<InventoryEntry>;
+    /// The item after the change, and its owner's `inventory_version` after it.
+    async fn set_inventory_status(
+        &self,
+        inventory_id: Uuid,
+        status: InventoryStatus,
+    ) -> StoreResult<(InventoryEntry, i64)>;
 
     async fn adjust_balance(&self, adjustment: &Adjustment) -> StoreResult<Account>;
     async fn record_payment(&self, notice: &PaymentNotice) -> StoreResult<PaymentOutcome>;

@@ -20,7 +20,7 @@ use crate::fair;
 use crate::money::Cents;
 use crate::store::{
     ActivePair, Adjustment, Claimed, Keyset, OpenRetries, Opened, PairRecord, PaymentNotice, PaymentOutcome, PoolStats,
-    RevealedPair, Store, StoreError, StoreResult, UserRecord,
+    RevealedPair, Store, StoreError, StoreResult, UserPositions, UserRecord,
 };
 
 type DbRow = <Db as sqlx::Database>::Row;
@@ -179,6 +179,18 @@ async fn debit(conn: &mut DbConn, user_id: Uuid, amount: Cents) -> StoreResult<O
     .fetch_optional(&mut *conn)
     .await?;
     row.as_ref().map(decode_account).transpose()
+}
+
+/// Every inventory change calls this in its own transaction, so the version moves exactly when
+/// the inventory does.
+async fn bump_inventory_version(conn: &mut DbConn, user_id: Uuid) -> StoreResult<i64> {
+    let version: Option<i64> = sqlx::query_scalar(
+        "UPDATE users SET inventory_version = inventory_version + 1 WHERE id = $1 RETURNING inventory_version",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    version.ok_or(StoreError::NotFound("user"))
 }
 
 async fn credit(conn: &mut DbConn, user_id: Uuid, amount: Cents) -> StoreResult<Option<Account>> {
@@ -458,6 +470,33 @@ impl Store for SqlStore {
         rows.iter().map(|row| Ok((row.try_get("id")?, decode_account(row)?))).collect()
     }
 
+    async fn positions(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, UserPositions)>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        assert!(user_ids.len() <= crate::store::MAX_ACCOUNTS_PER_QUERY, "callers chunk the ids");
+        // As in `accounts`: one bound parameter per id.
+        let placeholders: Vec<String> = (1..=user_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, balance, balance_version, inventory_version FROM users WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in user_ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let positions = UserPositions {
+                    account: decode_account(row)?,
+                    inventory_version: row.try_get("inventory_version")?,
+                };
+                Ok((row.try_get("id")?, positions))
+            })
+            .collect()
+    }
+
     async fn cases(&self) -> StoreResult<Vec<Case>> {
         let rows = sqlx::query(&format!(
             "SELECT c.id, c.name, c.image, c.price, {ITEM_COLUMNS} \
@@ -668,11 +707,16 @@ impl Store for SqlStore {
                 .await?;
             decode_account(&row)?
         };
+        let inventory_version = bump_inventory_version(&mut tx, user_id).await?;
         tx.commit().await?;
-        Ok(Claimed { account, credited })
+        Ok(Claimed { account, credited, inventory_version })
     }
 
-    async fn set_inventory_status(&self, inventory_id: Uuid, status: InventoryStatus) -> StoreResult<InventoryEntry> {
+    async fn set_inventory_status(
+        &self,
+        inventory_id: Uuid,
+        status: InventoryStatus,
+    ) -> StoreResult<(InventoryEntry, i64)> {
         let mut tx = begin_write(&self.pool).await?;
         let current = inventory_entry(&mut tx, inventory_id).await?.ok_or(StoreError::NotFound("inventory item"))?;
         let invalid = |message: String| StoreError::Conflict { code: "invalid_transition", message };
@@ -690,8 +734,9 @@ impl Store for SqlStore {
             return Err(invalid("the item's status changed concurrently; reload and retry".into()));
         }
         let entry = inventory_entry(&mut tx, inventory_id).await?.ok_or(StoreError::NotFound("inventory item"))?;
+        let inventory_version = bump_inventory_version(&mut tx, entry.user_id).await?;
         tx.commit().await?;
-        Ok(entry)
+        Ok((entry, inventory_version))
     }
 
     async fn adjust_balance(&self, adjustment: &Adjustment) -> StoreResult<Account> {
@@ -957,7 +1002,7 @@ impl SqlStore {
             let (item, proof) = draw(&case.case, pair)?;
             let inventory_item_id = Uuid::new_v4();
             let row = sqlx::query(
-                "SELECT outcome, balance, balance_version FROM open_case($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "SELECT outcome, balance, balance_version, inventory_version FROM open_case($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(user_id)
             .bind(case_id)
@@ -977,8 +1022,17 @@ impl SqlStore {
                 "opened" => {
                     pair.nonce += 1;
                     let account = decode_account(&row)?;
+                    let inventory_version: i64 = row.try_get("inventory_version")?;
                     let price = case.case.price;
-                    return Ok(Opened { item, price, inventory_item_id, account, fair: proof, retries });
+                    return Ok(Opened {
+                        item,
+                        price,
+                        inventory_item_id,
+                        account,
+                        inventory_version,
+                        fair: proof,
+                        retries,
+                    });
                 }
                 "insufficient_balance" => return Err(StoreError::InsufficientBalance),
                 "case_changed" => {
@@ -1021,6 +1075,7 @@ impl SqlStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        let inventory_version = bump_inventory_version(&mut tx, user_id).await?;
         let reference = inventory_item_id.to_string();
         insert_ledger(
             &mut tx,
@@ -1035,6 +1090,7 @@ impl SqlStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(Opened { item, price: case.price, inventory_item_id, account, fair: proof, retries: OpenRetries::default() })
+        let retries = OpenRetries::default();
+        Ok(Opened { item, price: case.price, inventory_item_id, account, inventory_version, fair: proof, retries })
     }
 }

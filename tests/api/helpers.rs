@@ -461,6 +461,25 @@ impl TestSocket {
         }
     }
 
+    /// Everything received up to and including `event` (waiting up to 5 s for it), in order.
+    pub async fn until(&self, event: &str) -> Vec<(String, Value)> {
+        let mut events = self.events.lock().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some((name, payload))) => {
+                    let last = name == event;
+                    seen.push((name, payload));
+                    if last {
+                        return seen;
+                    }
+                }
+                Ok(None) | Err(_) => panic!("{event} did not arrive within 5 s; received {seen:?}"),
+            }
+        }
+    }
+
     /// Asserts that no event named `event` arrives within `window`.
     pub async fn expect_none(&self, event: &str, window: Duration) {
         let mut events = self.events.lock().await;

@@ -70,7 +70,7 @@ on_both_backends! {
         let user = app.new_user();
         let me = app.get("/api/me", Some(&user.token)).await;
         let body = me.expect(200);
-        assert_eq!(body["user"], json!({ "id": user.id, "role": "user", "balance": 0.0, "balanceVersion": 0 }));
+        assert_eq!(body["user"], json!({ "id": user.id, "role": "user", "balance": 0.0, "balanceVersion": 0, "inventoryVersion": 0 }));
         let admin = app.get("/api/me", Some(&app.admin.token)).await;
         assert_eq!(admin.expect(200)["user"]["role"], "admin");
     }

@@ -32,7 +32,7 @@ on_both_backends! {
         };
 
         // Current: told so, and nothing else.
-        let current = connect(json!({ "balance": 2 })).await.unwrap();
+        let current = connect(json!({ "balance": 2, "inventory": 0 })).await.unwrap();
         assert_eq!(current.expect("sync").await, json!({ "recovered": true }));
         current.expect_none(&balance, QUIET).await;
         // Behind: the current balance, then told it was not current.
@@ -55,6 +55,85 @@ on_both_backends! {
         }
     }
 
+    async fn every_inventory_change_moves_the_inventory_version_by_one(app) {
+        let case = app.simple_case(1.0, 0.5).await;
+        let user = app.known_user().await;
+        app.fund(&user, 1.5).await;
+        let me = || async { app.get("/api/me", Some(&user.token)).await.expect(200)["user"].clone() };
+        assert_eq!(me().await["inventoryVersion"], 0);
+        let socket = app.socket(Some(&user.token)).await;
+        let inventory = format!("inventory:updated:{}", user.id);
+        let admin = Some(app.admin.token.as_str());
+
+        let opened = app.post("/api/cases/open", Some(&user.token), json!({ "caseId": case["id"] })).await.expect(200).clone();
+        assert_eq!(socket.expect(&inventory).await, json!({ "version": 1 }));
+        let path = format!("/api/inventory/{}/status", opened["inventoryItemId"].as_str().unwrap());
+        app.put(&path, admin, json!({ "status": "withdraw_requested" })).await.expect(200);
+        assert_eq!(socket.expect(&inventory).await, json!({ "version": 2 }));
+        app.put(&path, admin, json!({ "status": "owned" })).await.expect(200);
+        assert_eq!(socket.expect(&inventory).await, json!({ "version": 3 }));
+        let claim = json!({ "inventoryItemId": opened["inventoryItemId"] });
+        app.post("/api/inventory/claim", Some(&user.token), claim.clone()).await.expect(200);
+        assert_eq!(socket.expect(&inventory).await, json!({ "version": 4 }));
+        assert_eq!(me().await["inventoryVersion"], 4);
+
+        // Refused changes change nothing: no bump, no event.
+        app.post("/api/inventory/claim", Some(&user.token), claim).await.expect_error(409, "not_owned");
+        app.put(&path, admin, json!({ "status": "delivered" })).await.expect_error(409, "invalid_transition");
+        app.post("/api/cases/open", Some(&user.token), json!({ "caseId": case["id"] })).await.expect(200);
+        assert_eq!(socket.expect(&inventory).await, json!({ "version": 5 }));
+        // 1.5 + 0.5 - 1 - 1 = 0: the next open is refused.
+        app.post("/api/cases/open", Some(&user.token), json!({ "caseId": case["id"] })).await.expect_error(422, "insufficient_balance");
+        socket.expect_none(&inventory, QUIET).await;
+        let me = me().await;
+        assert_eq!((me["inventoryVersion"].clone(), me["balance"].clone(), me["balanceVersion"].clone()), (json!(5), json!(0.0), json!(4)));
+        socket.close().await;
+    }
+
+    async fn a_client_gets_exactly_the_positions_it_lacks(app) {
+        let case = app.simple_case(1.0, 0.5).await;
+        let user = app.known_user().await;
+        app.fund(&user, 2.0).await;
+        for _ in 0..2 {
+            app.post("/api/cases/open", Some(&user.token), json!({ "caseId": case["id"] })).await.expect(200);
+        }
+        // Now balance 0.0 at version 3, inventory at version 2.
+        let balance = format!("balance:updated:{}", user.id);
+        let inventory = format!("inventory:updated:{}", user.id);
+        let (token, base, late) = (&user.token, &app.base, &balance);
+        let arrived = move |positions: serde_json::Value| async move {
+            let auth = json!({ "token": token, "positions": positions });
+            let socket = TestSocket::connect_with_auth(base, Some(auth)).await.unwrap();
+            let events = socket.until("sync").await;
+            socket.expect_none(late, QUIET).await;
+            socket.close().await;
+            events
+        };
+        let sync = |recovered: bool| ("sync".to_string(), json!({ "recovered": recovered }));
+        let balance_snapshot = (balance.clone(), json!({ "balance": 0.0, "version": 3 }));
+        let inventory_hint = (inventory.clone(), json!({ "version": 2 }));
+
+        // Both current: nothing but the word that it is current.
+        assert_eq!(arrived(json!({ "balance": 3, "inventory": 2 })).await, vec![sync(true)]);
+        // An old inventory position only: the inventory's version, no balance snapshot.
+        assert_eq!(arrived(json!({ "balance": 3, "inventory": 1 })).await, vec![inventory_hint.clone(), sync(false)]);
+        // No inventory position counts as behind.
+        assert_eq!(arrived(json!({ "balance": 3 })).await, vec![inventory_hint.clone(), sync(false)]);
+        // An old balance only: the snapshot, no inventory hint.
+        assert_eq!(arrived(json!({ "balance": 2, "inventory": 2 })).await, vec![balance_snapshot.clone(), sync(false)]);
+        // Both behind: both, then sync.
+        assert_eq!(arrived(json!({ "balance": 0, "inventory": 0 })).await, vec![balance_snapshot, inventory_hint, sync(false)]);
+
+        // No positions: today's behaviour, the balance snapshot only and no sync.
+        let old = app.socket(Some(&user.token)).await;
+        assert_eq!(old.expect(&balance).await, json!({ "balance": 0.0, "version": 3 }));
+        let rest = old.drain().await;
+        old.expect_none("sync", QUIET).await;
+        old.expect_none(&inventory, QUIET).await;
+        assert!(rest.iter().all(|(name, _)| name != "sync" && name != &inventory), "{rest:?}");
+        old.close().await;
+    }
+
     async fn events_reach_their_user_and_nobody_else(app) {
         let (alice, bob) = (app.known_user().await, app.known_user().await);
         let alice_socket = app.socket(Some(&alice.token)).await;
@@ -70,11 +149,11 @@ on_both_backends! {
         let case = app.simple_case(1.0, 0.75).await;
         let opened = app.post("/api/cases/open", Some(&alice.token), json!({ "caseId": case["id"] })).await.expect(200).clone();
         assert_eq!(alice_socket.expect(&alice_balance).await, json!({ "balance": 2.0, "version": 2 }));
-        alice_socket.expect(&alice_inventory).await;
+        assert_eq!(alice_socket.expect(&alice_inventory).await, json!({ "version": 1 }));
 
         app.post("/api/inventory/claim", Some(&alice.token), json!({ "inventoryItemId": opened["inventoryItemId"] })).await.expect(200);
         assert_eq!(alice_socket.expect(&alice_balance).await, json!({ "balance": 2.75, "version": 3 }));
-        alice_socket.expect(&alice_inventory).await;
+        assert_eq!(alice_socket.expect(&alice_inventory).await, json!({ "version": 2 }));
 
         app.payment(&json!({ "paymentId": "rt-1", "userId": alice.id, "amount": 1, "status": "success" })).await.expect(200);
         assert_eq!(alice_socket.expect(&alice_balance).await, json!({ "balance": 3.75, "version": 4 }));

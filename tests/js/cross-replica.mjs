@@ -47,7 +47,7 @@ for (const transport of Object.keys(TRANSPORTS)) {
       }
       await call(A, "POST", "/api/cases/open", alice.token, { caseId: created.case.id });
       await expectBalance(aliceOnB, alice.id, 2, 2);
-      await waitFor(aliceOnB, `inventory:updated:${alice.id}`);
+      assert.deepEqual(await waitFor(aliceOnB, `inventory:updated:${alice.id}`), { version: 1 });
 
       const raw = JSON.stringify({ paymentId: `cross-${transport}-${alice.id}`, userId: alice.id, amount: 1, status: "success" });
       const paid = await fetch(`${C}/api/payment/callback`, {

@@ -65,6 +65,7 @@ describe("REST contract used by the realtime tests", () => {
     assert.equal(body.user?.role, "user");
     assert.equal(body.user?.balance, 0);
     assert.equal(body.user?.balanceVersion, 0);
+    assert.equal(body.user?.inventoryVersion, 0);
   });
 
   test("admin balance add for a user never seen is 404", { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -164,7 +165,7 @@ for (const transport of Object.keys(TRANSPORTS)) {
       assert.ok(opened.inventoryItemId, "open response has an inventoryItemId");
       assert.ok(opened.fair, "open response has provably-fair data");
       await expectBalance(socket, user.id, 2, 2);
-      await waitFor(socket, `inventory:updated:${user.id}`);
+      assert.deepEqual(await waitFor(socket, `inventory:updated:${user.id}`), { version: 1 });
 
       const claimed = await apiOk("POST", "/api/inventory/claim", {
         token: user.token,
@@ -174,7 +175,7 @@ for (const transport of Object.keys(TRANSPORTS)) {
       assert.equal(claimed.balanceVersion, 3);
       assert.equal(claimed.credited, 0.5);
       await expectBalance(socket, user.id, 2.5, 3);
-      await waitFor(socket, `inventory:updated:${user.id}`);
+      assert.deepEqual(await waitFor(socket, `inventory:updated:${user.id}`), { version: 2 });
     });
 
     test("signed payment webhook credits once; a replay is a duplicate with no event", { timeout: TEST_TIMEOUT_MS }, async () => {
