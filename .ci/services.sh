@@ -21,6 +21,7 @@ ensure_apt_packages() {
     command -v pgbench >/dev/null || missing+=(postgresql)
     command -v jq >/dev/null || missing+=(jq)
     command -v curl >/dev/null || missing+=(curl)
+    command -v shellcheck >/dev/null || missing+=(shellcheck)
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "== installing ${missing[*]}"
         apt_install "${missing[@]}"
@@ -31,7 +32,7 @@ ensure_postgres() {
     if ! pg_isready -q -h 127.0.0.1 -p 5432; then
         echo "== starting PostgreSQL"
         local version
-        version=$(ls /etc/postgresql | sort -V | tail -1)
+        version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -1)
         pg_ctlcluster --skip-systemctl-redirect "$version" main start
         for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
     fi
