@@ -48,6 +48,12 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
     metric
 }
 
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("valid metric");
+    registry.register(Box::new(metric.clone())).expect("unique metric");
+    metric
+}
+
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let metric = IntGauge::new(name, help).expect("valid metric");
     registry.register(Box::new(metric.clone())).expect("unique metric");
@@ -140,15 +146,11 @@ impl Metrics {
                 "In-band auth:refresh requests by outcome",
                 &["outcome"],
             ),
-            slow_consumers: {
-                let c = IntCounter::new(
-                    "cyberhub_socket_slow_consumers_total",
-                    "Sockets cut because their send queue (SOCKET_SEND_QUEUE) was full",
-                )
-                .expect("valid metric");
-                registry.register(Box::new(c.clone())).expect("unique metric");
-                c
-            },
+            slow_consumers: counter(
+                &registry,
+                "cyberhub_socket_slow_consumers_total",
+                "Sockets cut because their send queue (SOCKET_SEND_QUEUE) was full",
+            ),
             draining: gauge(&registry, "cyberhub_draining", "1 while this replica drains its sockets for shutdown"),
             events_published: counter_vec(
                 &registry,
@@ -181,15 +183,11 @@ impl Metrics {
                 "cyberhub_bus_connected",
                 "1 when the cluster event bus (Redis) is connected",
             ),
-            bus_resubscribes: {
-                let c = IntCounter::new(
-                    "cyberhub_bus_resubscribes_total",
-                    "Times the bus subscribed again after losing Redis",
-                )
-                .expect("valid metric");
-                registry.register(Box::new(c.clone())).expect("unique metric");
-                c
-            },
+            bus_resubscribes: counter(
+                &registry,
+                "cyberhub_bus_resubscribes_total",
+                "Times the bus subscribed again after losing Redis",
+            ),
             bus_gaps: counter_vec(
                 &registry,
                 "cyberhub_bus_gaps_total",
@@ -212,24 +210,16 @@ impl Metrics {
                 latency_buckets,
             ),
             http_in_flight: gauge(&registry, "cyberhub_http_requests_in_flight", "HTTP requests being served"),
-            http_timeouts: {
-                let c = IntCounter::new(
-                    "cyberhub_http_request_timeouts_total",
-                    "API requests cut off at REQUEST_TIMEOUT and answered 503",
-                )
-                .expect("valid metric");
-                registry.register(Box::new(c.clone())).expect("unique metric");
-                c
-            },
-            ready_pings: {
-                let c = IntCounter::new(
-                    "cyberhub_ready_database_pings_total",
-                    "Database pings made to answer /ready (at most one a second, however often it is called)",
-                )
-                .expect("valid metric");
-                registry.register(Box::new(c.clone())).expect("unique metric");
-                c
-            },
+            http_timeouts: counter(
+                &registry,
+                "cyberhub_http_request_timeouts_total",
+                "API requests cut off at REQUEST_TIMEOUT and answered 503",
+            ),
+            ready_pings: counter(
+                &registry,
+                "cyberhub_ready_database_pings_total",
+                "Database pings made to answer /ready (at most one a second, however often it is called)",
+            ),
             db_unavailable: counter_vec(
                 &registry,
                 "cyberhub_db_unavailable_total",
@@ -250,12 +240,7 @@ impl Metrics {
                  pair_changed: one more round trip each) or fell back to the locking transaction (fallback)",
                 &["reason"],
             ),
-            claims: {
-                let c = IntCounter::new("cyberhub_claims_total", "Inventory items claimed into balance")
-                    .expect("valid metric");
-                registry.register(Box::new(c.clone())).expect("unique metric");
-                c
-            },
+            claims: counter(&registry, "cyberhub_claims_total", "Inventory items claimed into balance"),
             payments: counter_vec(&registry, "cyberhub_payments_total", "Payment callbacks by outcome", &["outcome"]),
             ledger_cents: counter_vec(
                 &registry,
