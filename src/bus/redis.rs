@@ -55,6 +55,35 @@ const SESSIONS_CHUNK: usize = 1_000;
 const REJECTION_LOG_EVERY_MS: u64 = 10_000;
 /// The same for gap warnings (a dead replica is noticed by every survivor at once).
 const GAP_LOG_EVERY_MS: u64 = 5_000;
+
+/// Lets one warning through per interval and says how many occurrences it stands for, so what a
+/// network peer can trigger cannot flood the logs (the metrics count every occurrence).
+struct LogThrottle {
+    every_ms: u64,
+    /// Milliseconds since the epoch of the last warning, and occurrences not yet reported.
+    logged_at: AtomicU64,
+    unlogged: AtomicU64,
+}
+
+impl LogThrottle {
+    const fn new(every_ms: u64) -> Self {
+        LogThrottle { every_ms, logged_at: AtomicU64::new(0), unlogged: AtomicU64::new(0) }
+    }
+
+    /// Records one occurrence; `Some(occurrences since the last warning)` when this one is to be
+    /// logged.
+    fn occurred(&self) -> Option<u64> {
+        let unlogged = self.unlogged.fetch_add(1, Ordering::Relaxed) + 1;
+        let now_ms = now_micros() / 1000;
+        let last = self.logged_at.load(Ordering::Relaxed);
+        let due = now_ms.saturating_sub(last) >= self.every_ms
+            && self.logged_at.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok();
+        due.then(|| {
+            self.unlogged.fetch_sub(unlogged, Ordering::Relaxed);
+            unlogged
+        })
+    }
+}
 /// How often the receiver looks for publishers gone quiet.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Added to DATABASE_STATEMENT_TIMEOUT before the second repair after a publisher is lost.
@@ -72,9 +101,7 @@ struct Shared {
     subscribed: AtomicBool,
     cluster_clients: AtomicI64,
     key: Key,
-    /// Milliseconds since the epoch of the last rejection warning, and rejections since.
-    rejections_logged_at: AtomicU64,
-    rejections_unlogged: AtomicU64,
+    rejection_log: LogThrottle,
     /// This process's epoch, and the last sequence number it gave a message. The lock is held
     /// across numbering and queueing, so the outbox holds numbers in order.
     epoch: u64,
@@ -86,8 +113,7 @@ struct Shared {
     repair: Notify,
     /// DATABASE_STATEMENT_TIMEOUT: how long after a replica's death its statements may commit.
     late_commit: Duration,
-    gaps_logged_at: AtomicU64,
-    gaps_unlogged: AtomicU64,
+    gap_log: LogThrottle,
     /// Set on close: no more heartbeats after the goodbye.
     closing: AtomicBool,
     /// Notified once the goodbye went out.
@@ -154,16 +180,14 @@ impl RedisBus {
             subscribed: AtomicBool::new(false),
             cluster_clients: AtomicI64::new(-1),
             key: Key::new(secret),
-            rejections_logged_at: AtomicU64::new(0),
-            rejections_unlogged: AtomicU64::new(0),
+            rejection_log: LogThrottle::new(REJECTION_LOG_EVERY_MS),
             epoch: Uuid::new_v4().as_u64_pair().0,
             seq: Mutex::new(0),
             outbox,
             publishers: Mutex::new(Publishers::new(publisher_timeout)),
             repair: Notify::new(),
             late_commit,
-            gaps_logged_at: AtomicU64::new(0),
-            gaps_unlogged: AtomicU64::new(0),
+            gap_log: LogThrottle::new(GAP_LOG_EVERY_MS),
             closing: AtomicBool::new(false),
             bye_sent: Notify::new(),
         });
@@ -259,13 +283,7 @@ impl Shared {
     fn gap(&self, cause: GapCause, origin: Option<&str>) {
         self.metrics.bus_gaps.with_label_values(&[cause.as_str()]).inc();
         self.repair.notify_one();
-        let unlogged = self.gaps_unlogged.fetch_add(1, Ordering::Relaxed) + 1;
-        let now_ms = now_micros() / 1000;
-        let last = self.gaps_logged_at.load(Ordering::Relaxed);
-        if now_ms.saturating_sub(last) >= GAP_LOG_EVERY_MS
-            && self.gaps_logged_at.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
-            self.gaps_unlogged.fetch_sub(unlogged, Ordering::Relaxed);
+        if let Some(unlogged) = self.gap_log.occurred() {
             tracing::warn!(
                 cause = cause.as_str(),
                 publisher = origin.unwrap_or("-"),
@@ -304,13 +322,7 @@ impl Shared {
     /// since the last warning. The message itself is never logged: it is untrusted input.
     fn rejected(&self, rejection: Rejection, bytes: usize) {
         self.metrics.bus_rejected.with_label_values(&[rejection.as_str()]).inc();
-        let unlogged = self.rejections_unlogged.fetch_add(1, Ordering::Relaxed) + 1;
-        let now_ms = now_micros() / 1000;
-        let last = self.rejections_logged_at.load(Ordering::Relaxed);
-        if now_ms.saturating_sub(last) >= REJECTION_LOG_EVERY_MS
-            && self.rejections_logged_at.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
-            self.rejections_unlogged.fetch_sub(unlogged, Ordering::Relaxed);
+        if let Some(unlogged) = self.rejection_log.occurred() {
             tracing::warn!(
                 reason = rejection.as_str(),
                 bytes,
