@@ -82,11 +82,17 @@ pub fn local_users(io: &SocketIo) -> (u64, HashSet<Uuid>) {
     (sockets.len() as u64, users)
 }
 
-/// Every local user's sessions, serialized, for the Redis snapshot.
-pub fn local_snapshot(io: &SocketIo, replica: &str) -> (ReplicaOnline, BTreeMap<Uuid, String>) {
+/// This replica's counts now, and its distinct authenticated users.
+pub fn local_summary(io: &SocketIo, replica: &str) -> (ReplicaOnline, HashSet<Uuid>) {
     let (sockets, users) = local_users(io);
     let summary =
         ReplicaOnline { replica: replica.to_string(), sockets, users: users.len() as u64, updated_at: Utc::now() };
+    (summary, users)
+}
+
+/// Every local user's sessions, serialized, for the Redis snapshot.
+pub fn local_snapshot(io: &SocketIo, replica: &str) -> (ReplicaOnline, BTreeMap<Uuid, String>) {
+    let (summary, users) = local_summary(io, replica);
     let sessions = users
         .into_iter()
         .map(|user| (user, serde_json::to_string(&local_sessions(io, replica, user)).expect("serializes")))

@@ -207,13 +207,7 @@ pub async fn user(
 pub async fn online(State(state): State<AppState>, AdminUser(_): AdminUser) -> ApiResult<Json<Value>> {
     let (replicas, users) = match state.bus.online().await {
         None => {
-            let (sockets, users) = crate::online::local_users(&state.io);
-            let replica = crate::online::ReplicaOnline {
-                replica: state.config.replica_id.clone(),
-                sockets,
-                users: users.len() as u64,
-                updated_at: chrono::Utc::now(),
-            };
+            let (replica, users) = crate::online::local_summary(&state.io, &state.config.replica_id);
             (vec![replica], users.len() as u64)
         }
         Some(Ok(cluster)) => (cluster.replicas, cluster.users),
