@@ -125,7 +125,7 @@ impl From<sqlx::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Ids per `Store::accounts` query: one bound parameter each, far below either backend's limit.
+/// Ids per `Store::positions` query: one bound parameter each, far below either backend's limit.
 pub const MAX_ACCOUNTS_PER_QUERY: usize = 1_000;
 
 /// The result of a successful case open.
@@ -275,10 +275,8 @@ pub trait Store: Send + Sync + 'static {
     /// Blocks (with an optional reason) or unblocks a known user.
     async fn set_blocked(&self, user_id: Uuid, blocked: bool, reason: Option<&str>) -> StoreResult<UserRecord>;
     async fn account(&self, user_id: Uuid) -> StoreResult<Option<Account>>;
-    /// The accounts of the known users among `user_ids`, in one query (callers chunk: at most
-    /// `MAX_ACCOUNTS_PER_QUERY` ids). Users never seen are left out.
-    async fn accounts(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, Account)>>;
-    /// Like `accounts`, with each user's inventory version too.
+    /// The balance and inventory version of the known users among `user_ids`, in one query
+    /// (callers chunk: at most `MAX_ACCOUNTS_PER_QUERY` ids). Users never seen are left out.
     async fn positions(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, UserPositions)>>;
 
     async fn cases(&self) -> StoreResult<Vec<Case>>;

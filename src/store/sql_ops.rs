@@ -453,29 +453,13 @@ impl Store for SqlStore {
         row.as_ref().map(decode_account).transpose()
     }
 
-    async fn accounts(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, Account)>> {
+    async fn positions(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, UserPositions)>> {
         if user_ids.is_empty() {
             return Ok(Vec::new());
         }
         assert!(user_ids.len() <= crate::store::MAX_ACCOUNTS_PER_QUERY, "callers chunk the ids");
         // `IN ($1, …, $n)` with one bound parameter per id: the same statement on both backends
         // (SQLite has no arrays), and nothing but placeholders is ever spliced into the text.
-        let placeholders: Vec<String> = (1..=user_ids.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("SELECT id, balance, balance_version FROM users WHERE id IN ({})", placeholders.join(", "));
-        let mut query = sqlx::query(&sql);
-        for id in user_ids {
-            query = query.bind(*id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(|row| Ok((row.try_get("id")?, decode_account(row)?))).collect()
-    }
-
-    async fn positions(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, UserPositions)>> {
-        if user_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        assert!(user_ids.len() <= crate::store::MAX_ACCOUNTS_PER_QUERY, "callers chunk the ids");
-        // As in `accounts`: one bound parameter per id.
         let placeholders: Vec<String> = (1..=user_ids.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT id, balance, balance_version, inventory_version FROM users WHERE id IN ({})",

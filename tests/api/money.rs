@@ -125,14 +125,15 @@ on_both_backends! {
         app.fund(&b, 2.0).await;
         app.fund(&b, 3.0).await;
         let stranger = uuid::Uuid::new_v4();
-        let mut accounts = app.state.store.accounts(&[a.id, stranger, b.id]).await.unwrap();
+        let positions = app.state.store.positions(&[a.id, stranger, b.id]).await.unwrap();
+        let mut accounts: Vec<_> = positions.into_iter().map(|(id, now)| (id, now.account)).collect();
         accounts.sort_by_key(|(_, account)| account.version);
         let found: Vec<(uuid::Uuid, i64, i64)> =
             accounts.iter().map(|(id, account)| (*id, account.balance.as_i64(), account.version)).collect();
         assert_eq!(found, vec![(a.id, 125, 1), (b.id, 500, 2)], "the stranger is left out");
-        assert!(app.state.store.accounts(&[]).await.unwrap().is_empty());
+        assert!(app.state.store.positions(&[]).await.unwrap().is_empty());
         let many: Vec<uuid::Uuid> =
             (0..cyberhub::store::MAX_ACCOUNTS_PER_QUERY - 1).map(|_| uuid::Uuid::new_v4()).chain([a.id]).collect();
-        assert_eq!(app.state.store.accounts(&many).await.unwrap().len(), 1, "a full chunk binds every id");
+        assert_eq!(app.state.store.positions(&many).await.unwrap().len(), 1, "a full chunk binds every id");
     }
 }
