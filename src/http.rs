@@ -71,26 +71,25 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
 
 /// Runs the handler in its own task, so a client that goes away does not cancel it half-way: a
 /// change that commits still publishes its events (a one-statement open PostgreSQL finishes after
-/// the client left would otherwise leave the player's sockets stale). Once the request deadline
-/// passes the answer is 503 and the handler is aborted: an open transaction rolls back; only a
-/// commit already sent can still land, and the balance pushed on every (re)connect brings the
-/// client to the true state. The database timeouts are shorter, so this is the backstop for
-/// anything else that stalls.
+/// the client left would otherwise leave the player's sockets stale). The deadline lives inside
+/// that task, so it holds whether or not anyone still waits: once it passes the handler is
+/// dropped (an open transaction rolls back; only a commit already sent can still land, and the
+/// balance pushed on every (re)connect brings the client to the true state) and the answer is 503.
+/// The database timeouts are shorter, so this is the backstop for anything else that stalls.
 async fn within_deadline(state: &AppState, next: Next, request: Request) -> Response {
-    let handler = tokio::spawn(next.run(request));
-    let abort = handler.abort_handle();
-    match tokio::time::timeout(state.config.timeouts.request, handler).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(failed)) => ApiError::Internal(anyhow::anyhow!("request handler failed: {failed}")).into_response(),
-        Err(_) => {
-            abort.abort();
-            state.metrics.http_timeouts.inc();
-            tracing::warn!(
-                timeout_ms = state.config.timeouts.request.as_millis() as u64,
-                "request deadline passed, answered 503"
-            );
-            ApiError::Unavailable("request timed out, retry later").into_response()
+    let (deadline, metrics) = (state.config.timeouts.request, state.metrics.clone());
+    let handler = tokio::spawn(async move {
+        let answered = tokio::time::timeout(deadline, next.run(request)).await;
+        if answered.is_err() {
+            metrics.http_timeouts.inc();
+            tracing::warn!(timeout_ms = deadline.as_millis() as u64, "request deadline passed, answered 503");
         }
+        answered
+    });
+    match handler.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => ApiError::Unavailable("request timed out, retry later").into_response(),
+        Err(failed) => ApiError::Internal(anyhow::anyhow!("request handler failed: {failed}")).into_response(),
     }
 }
 
