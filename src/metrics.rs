@@ -30,6 +30,7 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub http_in_flight: IntGauge,
     pub http_timeouts: IntCounter,
+    pub header_timeouts: IntCounter,
     pub ready_pings: IntCounter,
     pub db_unavailable: IntCounterVec,
     pub rate_limited: IntCounterVec,
@@ -210,6 +211,11 @@ impl Metrics {
                 latency_buckets,
             ),
             http_in_flight: gauge(&registry, "cyberhub_http_requests_in_flight", "HTTP requests being served"),
+            header_timeouts: counter(
+                &registry,
+                "cyberhub_http_header_timeouts_total",
+                "Connections closed because no complete request head arrived within HTTP_HEADER_READ_TIMEOUT (a slow client, or a keep-alive connection idle that long)",
+            ),
             http_timeouts: counter(
                 &registry,
                 "cyberhub_http_request_timeouts_total",

@@ -11,9 +11,12 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
+
+use crate::metrics::Metrics;
 
 /// How long requests in flight may take to finish after shutdown began.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,6 +25,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     header_read_timeout: Duration,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -50,8 +54,12 @@ pub async fn serve(
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             if let Err(err) = connection.await {
+                if err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
+                    metrics.header_timeouts.inc();
+                }
                 tracing::debug!(error = %err, "connection closed with an error");
             }
         });

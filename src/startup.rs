@@ -152,7 +152,8 @@ impl Application {
             }
             state.io.close().await;
         };
-        crate::serve::serve(self.listener, self.router, self.state.config.timeouts.header_read, drain).await?;
+        let header_read = self.state.config.timeouts.header_read;
+        crate::serve::serve(self.listener, self.router, header_read, self.state.metrics.clone(), drain).await?;
         self.state.bus.close().await;
         self.state.store.close().await;
         tracing::info!("stopped");

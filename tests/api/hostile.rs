@@ -15,10 +15,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::*;
 
-async fn metric(api: &Api, name: &str, labels: &[&str]) -> f64 {
-    api.metric(name, labels).await
-}
-
 async fn series(api: &Api) -> std::collections::BTreeSet<String> {
     let text = api.http.get(api.url("/metrics")).send().await.unwrap().text().await.unwrap();
     text.lines()
@@ -161,7 +157,7 @@ async fn huge_socket_messages_are_cut_off_and_memory_stays_bounded() {
     let growth_mb = peak.saturating_sub(rss_before) as f64 / 1024.0;
     eprintln!("8 × 14 MB messages: RSS before {rss_before} KiB, peak {peak} KiB, growth {growth_mb:.1} MB");
     assert!(growth_mb < 40.0, "peak RSS grew by {growth_mb:.1} MB");
-    let cut_off = metric(&server.api, "cyberhub_socket_disconnects_total", &[r#"reason="transport_error""#]).await;
+    let cut_off = server.api.metric("cyberhub_socket_disconnects_total", &[r#"reason="transport_error""#]).await;
     assert!(cut_off >= 8.0, "{cut_off} oversized senders counted as transport errors");
 
     // The replica still serves.
@@ -169,6 +165,29 @@ async fn huge_socket_messages_are_cut_off_and_memory_stays_bounded() {
     ws.send(Message::text(r#"421["user:identify",{"userId":"x"}]"#)).await.unwrap();
     let ack = next_packet(&mut ws).await;
     assert!(ack.starts_with("431[") && ack.contains("forbidden"), "{ack}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_never_joins_a_namespace_is_closed() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", app.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket upgrade");
+    let open = ws.next().await.unwrap().unwrap();
+    assert!(open.to_text().unwrap().starts_with('0'), "engine.io open: {open:?}");
+    // No "40": the session holds a socket without ever becoming a client. Pings are answered, so
+    // only the connect timeout (5 s) can end it.
+    let started = Instant::now();
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Err(_) => break false,
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break true,
+            Ok(Some(Ok(packet))) if packet.to_text().ok() == Some("2") => ws.send(Message::text("3")).await.unwrap(),
+            Ok(Some(Ok(_))) => {}
+        }
+    };
+    assert!(closed, "the session was still open after 10 s");
+    assert!(started.elapsed() < Duration::from_secs(8), "closed after {:?}", started.elapsed());
+    app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +251,7 @@ async fn made_up_methods_and_paths_do_not_grow_the_metric_series() {
     eprintln!("metric series: {} before, {} after 1,000 made-up methods and paths", before.len(), after.len());
     let added: Vec<_> = after.difference(&before).collect();
     assert!(added.is_empty(), "made-up methods and paths added series: {added:#?}");
-    assert!(metric(&app, "cyberhub_http_requests_total", &[r#"method="other""#]).await >= 1000.0);
+    assert!(app.metric("cyberhub_http_requests_total", &[r#"method="other""#]).await >= 1000.0);
     app.cleanup().await;
 }
 
@@ -280,7 +299,7 @@ async fn engine_io_handshakes_are_rate_limited_per_ip() {
     let envelope: serde_json::Value = serde_json::from_str(&limited[0].1).unwrap();
     assert_eq!(envelope["code"], json!("rate_limited"));
     assert_eq!(
-        metric(&app, "cyberhub_socket_handshakes_total", &[r#"outcome="rate_limited""#]).await,
+        app.metric("cyberhub_socket_handshakes_total", &[r#"outcome="rate_limited""#]).await,
         limited.len() as f64
     );
     // Another client IP has its own budget.
@@ -325,7 +344,7 @@ async fn concurrent_sockets_are_capped_per_user_and_per_ip() {
         Err(ConnectFailure::Refused(message)) => assert!(message.contains("too_many_connections"), "{message}"),
         other => panic!("the 15th socket from one IP connected: {:?}", other.map(|_| ())),
     }
-    assert_eq!(metric(&app, "cyberhub_socket_connects_total", &[r#"outcome="too_many_connections""#]).await, 3.0);
+    assert_eq!(app.metric("cyberhub_socket_connects_total", &[r#"outcome="too_many_connections""#]).await, 3.0);
 
     // A closed socket frees its place.
     sockets.pop().unwrap().close().await;
@@ -383,6 +402,7 @@ async fn a_slowloris_request_head_is_cut_off() {
     };
     assert!(closed_after < Duration::from_secs(3), "closed after {closed_after:?}");
     assert_eq!(app.get("/health", None).await.status, 200);
+    assert!(app.metric("cyberhub_http_header_timeouts_total", &[]).await >= 1.0, "the cut is counted");
     app.cleanup().await;
 }
 
@@ -402,7 +422,7 @@ async fn a_locked_ledger_is_a_503_with_retry_after_not_a_hang() {
     assert!(credit.headers.contains_key("retry-after"), "{:?}", credit.headers);
     eprintln!("admin credit against a locked ledger answered 503 after {took:?}");
     assert!(took < Duration::from_secs(6), "took {took:?} (lock timeout 2 s)");
-    assert!(metric(&app, "cyberhub_db_unavailable_total", &[r#"cause="lock_timeout""#]).await >= 1.0);
+    assert!(app.metric("cyberhub_db_unavailable_total", &[r#"cause="lock_timeout""#]).await >= 1.0);
 
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
     assert_eq!(app.balance(&player).await.0, 10.0, "the refused credit changed nothing");
@@ -422,7 +442,7 @@ async fn the_request_deadline_answers_503_when_anything_else_stalls() {
     let credit = app.admin_post("/api/admin/balance/add", json!({ "userId": player.id, "amount": 5 })).await;
     credit.expect_error(503, "unavailable");
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
-    assert_eq!(metric(&app, "cyberhub_http_request_timeouts_total", &[]).await, 1.0);
+    assert_eq!(app.metric("cyberhub_http_request_timeouts_total", &[]).await, 1.0);
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
     // The abandoned transaction rolled back: nothing was credited.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -433,7 +453,7 @@ async fn the_request_deadline_answers_503_when_anything_else_stalls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_cannot_be_used_to_hammer_the_database() {
     let app = spawn_app(Backend::Postgres).await;
-    let pings = || metric(&app, "cyberhub_ready_database_pings_total", &[]);
+    let pings = || app.metric("cyberhub_ready_database_pings_total", &[]);
     let before = pings().await;
     let started = Instant::now();
     let mut answered = 0;
