@@ -7,6 +7,10 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CLUSTER_DIR="${CLUSTER_DIR:-$repo/.cluster}"
+# Absolute: redis-server resolves its log file after changing into --dir, so a relative
+# CLUSTER_DIR (`CLUSTER_DIR=.cluster`) made it fail to start.
+mkdir -p "$CLUSTER_DIR"
+CLUSTER_DIR="$(cd "$CLUSTER_DIR" && pwd)"
 settings_file="$CLUSTER_DIR/settings"
 
 usage() {
