@@ -64,7 +64,7 @@ pub fn end_user(io: &socketioxide::SocketIo, user_id: uuid::Uuid, reason: EndRea
         end(socket, reason, metrics);
     }
     if !sockets.is_empty() {
-        tracing::info!(user = %user_id, sockets = sockets.len(), reason = reason.as_str(), "ended a user's sessions");
+        tracing::info!(player = %user_id, sockets = sockets.len(), reason = reason.as_str(), "ended a user's sessions");
     }
     sockets.len()
 }

@@ -125,7 +125,7 @@ async fn adjust(
     let account = state.store.adjust_balance(&adjustment).await?;
     let kind = if credit { LedgerKind::AdminAdd } else { LedgerKind::AdminSubtract };
     state.metrics.record_ledger(kind, adjustment.amount);
-    tracing::info!(admin = %admin.user_id, user = %user_id, kind = kind.as_str(), cents = adjustment.amount.as_i64(), "balance adjusted");
+    tracing::info!(admin = %admin.user_id, player = %user_id, kind = kind.as_str(), cents = adjustment.amount.as_i64(), "balance adjusted");
     state.publish([Event::balance(user_id, account)]).await;
     Ok(Json(json!({ "success": true, "balance": account.balance, "balanceVersion": account.version })))
 }
@@ -160,7 +160,7 @@ pub async fn disconnect_user(
 ) -> ApiResult<Json<Value>> {
     state.store.account(user_id).await?.ok_or(ApiError::NotFound("user"))?;
     let disconnected = crate::sessions::count_user(&state.io, user_id);
-    tracing::info!(admin = %admin.user_id, user = %user_id, local_sockets = disconnected, "user kicked");
+    tracing::info!(admin = %admin.user_id, player = %user_id, local_sockets = disconnected, "user kicked");
     state.publish([Event::UserKicked { user_id }]).await;
     Ok(Json(json!({ "success": true, "disconnected": disconnected })))
 }
@@ -187,7 +187,7 @@ pub async fn set_blocked(
         return Err(invalid("reason: must be at most 200 characters".into()));
     }
     let user = state.store.set_blocked(user_id, body.blocked, reason.as_deref()).await?;
-    tracing::info!(admin = %admin.user_id, user = %user_id, blocked = body.blocked, "user block changed");
+    tracing::info!(admin = %admin.user_id, player = %user_id, blocked = body.blocked, "user block changed");
     state.publish([Event::UserBlocked { user_id, blocked: body.blocked }]).await;
     Ok(Json(json!({ "success": true, "user": user })))
 }

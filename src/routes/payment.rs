@@ -75,7 +75,7 @@ pub async fn callback(
         status: status.clone(),
     };
     let outcome = state.store.record_payment(&notice).await?;
-    tracing::info!(payment_id = %notice.payment_id, user = %notice.user_id, %status, ?outcome, "payment callback");
+    tracing::info!(payment_id = %notice.payment_id, player = %notice.user_id, %status, ?outcome, "payment callback");
     Ok(Json(match outcome {
         PaymentOutcome::Credited(account) => {
             state.metrics.payments.with_label_values(&["credited"]).inc();
