@@ -88,10 +88,6 @@ impl JwtKeys {
     }
 }
 
-pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    bearer_from_headers(&parts.headers)
-}
-
 pub fn bearer_from_headers(headers: &header::HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -102,6 +98,24 @@ pub fn bearer_from_headers(headers: &header::HeaderMap) -> Option<&str> {
 /// request: the middleware needs it to pick the anonymous limit, the extractors to authenticate.
 #[derive(Clone, Copy, Debug)]
 pub struct VerifiedToken(pub Result<Identity, TokenError>);
+
+impl VerifiedToken {
+    /// Verifies the bearer token, if the request carries one, and names a valid token's user on
+    /// the current span (the request span), so every later log line of the request says whose it
+    /// was. The token itself is never logged.
+    pub fn from_headers(headers: &header::HeaderMap, jwt: &JwtKeys) -> Option<Self> {
+        let verified = jwt.verify(bearer_from_headers(headers)?);
+        if let Ok(identity) = &verified {
+            record_user(identity);
+        }
+        Some(VerifiedToken(verified))
+    }
+}
+
+/// Records the caller on the current span's `user` field (a span without one ignores it).
+fn record_user(identity: &Identity) {
+    tracing::Span::current().record("user", tracing::field::display(identity.user_id));
+}
 
 /// An authenticated caller; a user seen for the first time is created with balance 0.
 #[derive(Clone, Copy, Debug)]
@@ -117,7 +131,7 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let verified = match parts.extensions.get::<VerifiedToken>() {
             Some(VerifiedToken(verified)) => *verified,
-            None => bearer_token(parts).map_or(Err(TokenError::Missing), |token| state.jwt.verify(token)),
+            None => VerifiedToken::from_headers(&parts.headers, &state.jwt).map_or(Err(TokenError::Missing), |v| v.0),
         };
         // Refused before any database work: a bad token costs a signature check, nothing more.
         let identity = verified.map_err(|e| ApiError::Unauthorized(token_error_message(e)))?;

@@ -2,12 +2,11 @@
 //! reports in X-Forwarded-For. Untrusted peers cannot spoof it.
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::{request::Parts, HeaderMap};
+use axum::http::{request::Parts, Extensions, HeaderMap};
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::config::IpNet;
-use crate::state::AppState;
 
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
@@ -25,25 +24,32 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     forwarded.iter().rev().copied().find(|ip| !is_trusted(*ip)).or(forwarded.first().copied()).unwrap_or(peer)
 }
 
-pub fn peer_of(parts: &Parts) -> IpAddr {
-    peer_from_extensions(&parts.extensions)
-}
-
-pub fn peer_from_extensions(extensions: &axum::http::Extensions) -> IpAddr {
+pub fn peer_from_extensions(extensions: &Extensions) -> IpAddr {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-/// Extractor for the resolved client IP.
+/// The resolved client IP. The `http::client_ip` middleware computes it once per request and keeps it
+/// in the request extensions; the extractor, the anonymous limit and the Socket.IO handshake and
+/// connect checks (socketioxide keeps the engine.io request's extensions) all read that value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-impl FromRequestParts<AppState> for ClientIp {
+impl ClientIp {
+    /// The value the middleware stored. Without it (a request that bypassed the middleware) the peer
+    /// address, which no client can spoof; forwarded headers are never read here.
+    pub fn of(extensions: &Extensions) -> IpAddr {
+        extensions.get::<ClientIp>().map_or_else(|| peer_from_extensions(extensions), |ClientIp(ip)| *ip)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(resolve(peer_of(parts), &parts.headers, &state.config.trusted_proxies)))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(ClientIp::of(&parts.extensions)))
     }
 }
 

@@ -126,6 +126,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A rate limit's wait in whole seconds, rounded up: `Retry-After` takes seconds, and a client
+/// told 0 would retry at once.
+impl From<crate::rate_limit::Limited> for ApiError {
+    fn from(limited: crate::rate_limit::Limited) -> Self {
+        let wait = limited.retry_after;
+        let retry_after_secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        ApiError::RateLimited { retry_after_secs }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {

@@ -1,22 +1,40 @@
-//! Middleware around every HTTP route: request ids, metrics by matched route, one log line per
-//! request, the per-IP limit for requests that carry no valid token, the request deadline, and
-//! admission of Socket.IO handshakes.
+//! The layers around every HTTP route, in the order a request meets them (outermost first; see
+//! `startup.rs`):
+//!
+//! 1. `client_ip`: resolves the client IP once into the request extensions.
+//! 2. `socket_requests`: drain refusal, handshake limit and replica cookie for `/socket.io`, which
+//!    socketioxide then serves; nothing below sees Socket.IO requests.
+//! 3. `in_flight`: the in-flight gauge, held by a drop guard.
+//! 4. tower-http's request id: `X-Request-Id` taken from the request or generated, and echoed.
+//! 5. `request_span`: the span every log line of the request carries (`request_id`, `method`,
+//!    `route`, later `user`).
+//! 6. `track_metrics`: request count and latency by matched route, and the one `request` line.
+//! 7. `authenticate`: verifies the bearer token once and names its user on the span.
+//! 8. `limit_anonymous`: the per-IP limit for requests with no valid token.
+//! 9. `deadline`: runs the handler in its own task, under the request deadline.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
+use tracing::Instrument;
 
-use crate::auth::{self, VerifiedToken};
-use crate::client_ip;
+use crate::auth::VerifiedToken;
+use crate::client_ip::{self, ClientIp};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::UnavailableCause;
 
-/// Probes and scrapes come from the same few addresses all the time and must never be refused.
+/// Probes and scrapes come from the same few addresses all the time: never refused, and logged
+/// at DEBUG only, so they do not flood the logs.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics")
+}
+
+/// The payment provider's callback has its own per-IP limit.
 fn exempt_from_anonymous_limit(path: &str) -> bool {
-    matches!(path, "/health" | "/ready" | "/metrics" | "/api/payment/callback")
+    is_probe(path) || path == "/api/payment/callback"
 }
 
 /// The `method` label: anything else a client makes up shares `other`, so it cannot grow the
@@ -34,82 +52,22 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Verifies the bearer token once, applies the anonymous per-IP limit to every request that has
-/// no *valid* token (a made-up `Authorization` header does not lift it), runs the request under
-/// the overall deadline, and records it.
-pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-
-    let verified = auth::bearer_from_headers(request.headers()).map(|token| state.jwt.verify(token));
-    let authenticated = matches!(verified, Some(Ok(_)));
-    if let Some(verified) = verified {
-        request.extensions_mut().insert(VerifiedToken(verified));
-    }
-    let response = if !authenticated && !exempt_from_anonymous_limit(request.uri().path()) {
-        let ip = client_ip::resolve(
-            client_ip::peer_from_extensions(request.extensions()),
-            request.headers(),
-            &state.config.trusted_proxies,
-        );
-        match state.limits.anonymous(ip, &state.metrics) {
-            Ok(()) => within_deadline(&state, next, request).await,
-            Err(limited) => limited.into_response(),
-        }
-    } else {
-        within_deadline(&state, next, request).await
-    };
-
-    if let Some(cause) = response.extensions().get::<UnavailableCause>() {
-        state.metrics.db_unavailable.with_label_values(&[cause.as_str()]).inc();
-    }
-    record(&state, method, &route, &request_id, response.status().as_u16(), started);
-    response
+/// The route template (`/api/admin/users/{id}`), never the raw path, so ids stay out of labels.
+fn route_of(request: &Request) -> &str {
+    request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str())
 }
 
-/// Runs the handler in its own task, so a client that goes away does not cancel it half-way: a
-/// change that commits still publishes its events (a one-statement open PostgreSQL finishes after
-/// the client left would otherwise leave the player's sockets stale). The deadline lives inside
-/// that task, so it holds whether or not anyone still waits: once it passes the handler is
-/// dropped (an open transaction rolls back; only a commit already sent can still land, and the
-/// balance pushed on every (re)connect brings the client to the true state) and the answer is 503.
-/// The database timeouts are shorter, so this is the backstop for anything else that stalls.
-async fn within_deadline(state: &AppState, next: Next, request: Request) -> Response {
-    let (deadline, metrics) = (state.config.timeouts.request, state.metrics.clone());
-    let handler = tokio::spawn(async move {
-        let answered = tokio::time::timeout(deadline, next.run(request)).await;
-        if answered.is_err() {
-            metrics.http_timeouts.inc();
-            tracing::warn!(timeout_ms = deadline.as_millis() as u64, "request deadline passed, answered 503");
-        }
-        answered
-    });
-    match handler.await {
-        Ok(Ok(response)) => response,
-        Ok(Err(_)) => ApiError::Unavailable("request timed out, retry later").into_response(),
-        Err(failed) => ApiError::Internal(anyhow::anyhow!("request handler failed: {failed}")).into_response(),
-    }
+/// Resolves the client IP once and keeps it as `ClientIp` in the request extensions.
+pub async fn client_ip(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let peer = client_ip::peer_from_extensions(request.extensions());
+    let ip = client_ip::resolve(peer, request.headers(), &state.config.trusted_proxies);
+    request.extensions_mut().insert(ClientIp(ip));
+    next.run(request).await
 }
 
-fn record(state: &AppState, method: &'static str, route: &str, request_id: &str, status: u16, started: Instant) {
-    let elapsed = started.elapsed();
-    state.metrics.http_requests.with_label_values(&[method, route, &status.to_string()]).inc();
-    state.metrics.http_duration.with_label_values(&[method, route]).observe(elapsed.as_secs_f64());
-    tracing::info!(
-        target: "cyberhub::http",
-        request_id,
-        method,
-        route,
-        status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
-}
-
+/// Counts the request in, and out again when the response is ready or when the client went away
+/// and hyper dropped the future.
 pub async fn in_flight(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    /// Counts the request out also when the client goes away and the future is dropped.
     struct InFlight(AppState);
     impl Drop for InFlight {
         fn drop(&mut self) {
@@ -119,6 +77,92 @@ pub async fn in_flight(State(state): State<AppState>, request: Request, next: Ne
     state.metrics.http_in_flight.inc();
     let _in_flight = InFlight(state);
     next.run(request).await
+}
+
+/// Opens the request span. Every log line emitted while the request is handled (the handler's,
+/// the store's, the bus publish path's, an `ApiError`'s) carries its fields. `user` stays empty
+/// until `authenticate` has verified a token. Probes get a DEBUG span.
+pub async fn request_span(request: Request, next: Next) -> Response {
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (method, route) = (method_label(request.method()), route_of(&request));
+    let span = if is_probe(request.uri().path()) {
+        tracing::debug_span!("request", request_id, method, route, user = tracing::field::Empty)
+    } else {
+        tracing::info_span!("request", request_id, method, route, user = tracing::field::Empty)
+    };
+    next.run(request).instrument(span).await
+}
+
+/// Request count and latency by method, matched route and status, outages by cause, and the one
+/// `request` log line. Outside the limit, so a refused request is counted and logged too.
+pub async fn track_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (method, route) = (method_label(request.method()), route_of(&request).to_string());
+    let probe = is_probe(request.uri().path());
+    let response = next.run(request).await;
+
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    if let Some(cause) = response.extensions().get::<UnavailableCause>() {
+        state.metrics.db_unavailable.with_label_values(&[cause.as_str()]).inc();
+    }
+    state.metrics.http_requests.with_label_values(&[method, &route, &status.to_string()]).inc();
+    state.metrics.http_duration.with_label_values(&[method, &route]).observe(elapsed.as_secs_f64());
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if probe {
+        tracing::debug!(status, latency_ms, "request");
+    } else {
+        tracing::info!(status, latency_ms, "request");
+    }
+    response
+}
+
+/// Verifies the bearer token once; the extractors reuse the result.
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    if let Some(verified) = VerifiedToken::from_headers(request.headers(), &state.jwt) {
+        request.extensions_mut().insert(verified);
+    }
+    next.run(request).await
+}
+
+/// The per-IP limit for every request without a *valid* token (a made-up `Authorization` header
+/// does not lift it).
+pub async fn limit_anonymous(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let authenticated = matches!(request.extensions().get::<VerifiedToken>(), Some(VerifiedToken(Ok(_))));
+    if !authenticated && !exempt_from_anonymous_limit(request.uri().path()) {
+        if let Err(limited) = state.limits.anonymous(ClientIp::of(request.extensions()), &state.metrics) {
+            return ApiError::from(limited).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Runs the handler in its own task, so a client that goes away does not cancel it half-way: a
+/// change that commits still publishes its events (a one-statement open PostgreSQL finishes after
+/// the client left would otherwise leave the player's sockets stale). The deadline lives inside
+/// that task, so it holds whether or not anyone still waits: once it passes the handler is
+/// dropped (an open transaction rolls back; only a commit already sent can still land, and the
+/// balance pushed on every (re)connect brings the client to the true state) and the answer is 503.
+/// The database timeouts are shorter, so this is the backstop for anything else that stalls.
+/// The task carries the request span: a spawned task would otherwise log without it.
+pub async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (deadline, metrics) = (state.config.timeouts.request, state.metrics.clone());
+    let handler = tokio::spawn(
+        async move {
+            let answered = tokio::time::timeout(deadline, next.run(request)).await;
+            if answered.is_err() {
+                metrics.http_timeouts.inc();
+                tracing::warn!(timeout_ms = deadline.as_millis() as u64, "request deadline passed, answered 503");
+            }
+            answered
+        }
+        .instrument(tracing::Span::current()),
+    );
+    match handler.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => ApiError::Unavailable("request timed out, retry later").into_response(),
+        Err(failed) => ApiError::Internal(anyhow::anyhow!("request handler failed: {failed}")).into_response(),
+    }
 }
 
 /// `/socket.io` and everything under it; socketioxide serves both.
@@ -146,17 +190,12 @@ pub async fn socket_requests(State(state): State<AppState>, request: Request, ne
     if handshake && state.is_draining() {
         // A client cut by the drain retries its handshake (with backoff) and lands elsewhere.
         state.metrics.handshakes.with_label_values(&["draining"]).inc();
-        return crate::error::ApiError::Unavailable("draining, connect to another replica").into_response();
+        return ApiError::Unavailable("draining, connect to another replica").into_response();
     }
     if handshake {
-        let ip = client_ip::resolve(
-            client_ip::peer_from_extensions(request.extensions()),
-            request.headers(),
-            &state.config.trusted_proxies,
-        );
-        if let Err(limited) = state.limits.socket_handshake(ip, &state.metrics) {
+        if let Err(limited) = state.limits.socket_handshake(ClientIp::of(request.extensions()), &state.metrics) {
             state.metrics.handshakes.with_label_values(&["rate_limited"]).inc();
-            return limited.into_response();
+            return ApiError::from(limited).into_response();
         }
         state.metrics.handshakes.with_label_values(&["accepted"]).inc();
     }

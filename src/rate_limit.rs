@@ -9,8 +9,14 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::config::{Rate, RateLimits};
-use crate::error::ApiError;
 use crate::metrics::Metrics;
+
+/// A refusal: the caller may try again after `retry_after`. HTTP answers it as a 429 with
+/// `Retry-After` (`From<Limited> for ApiError`); the Socket.IO connect refuses with `rate_limited`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    pub retry_after: Duration,
+}
 
 struct Keyed<K: Hash + Eq + Clone> {
     name: &'static str,
@@ -25,11 +31,10 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
         Keyed { name, limiter: RateLimiter::keyed(quota) }
     }
 
-    fn check(&self, key: &K, metrics: &Metrics) -> Result<(), ApiError> {
+    fn check(&self, key: &K, metrics: &Metrics) -> Result<(), Limited> {
         self.limiter.check_key(key).map_err(|not_until| {
             metrics.rate_limited.with_label_values(&[self.name]).inc();
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
+            Limited { retry_after: not_until.wait_time_from(DefaultClock::default().now()) }
         })
     }
 }
@@ -59,30 +64,30 @@ impl RateLimiters {
         }
     }
 
-    pub fn open(&self, user: Uuid, m: &Metrics) -> Result<(), ApiError> {
+    pub fn open(&self, user: Uuid, m: &Metrics) -> Result<(), Limited> {
         self.gate(|| self.opens.check(&user, m))
     }
-    pub fn claim(&self, user: Uuid, m: &Metrics) -> Result<(), ApiError> {
+    pub fn claim(&self, user: Uuid, m: &Metrics) -> Result<(), Limited> {
         self.gate(|| self.claims.check(&user, m))
     }
     /// Seed-pair rotations and client-seed changes.
-    pub fn seed(&self, user: Uuid, m: &Metrics) -> Result<(), ApiError> {
+    pub fn seed(&self, user: Uuid, m: &Metrics) -> Result<(), Limited> {
         self.gate(|| self.seeds.check(&user, m))
     }
-    pub fn anonymous(&self, ip: IpAddr, m: &Metrics) -> Result<(), ApiError> {
+    pub fn anonymous(&self, ip: IpAddr, m: &Metrics) -> Result<(), Limited> {
         self.gate(|| self.anonymous.check(&ip, m))
     }
-    pub fn socket_handshake(&self, ip: IpAddr, m: &Metrics) -> Result<(), ApiError> {
+    pub fn socket_handshake(&self, ip: IpAddr, m: &Metrics) -> Result<(), Limited> {
         self.gate(|| self.socket_handshakes.check(&ip, m))
     }
-    pub fn socket_connect(&self, ip: IpAddr, m: &Metrics) -> Result<(), ApiError> {
+    pub fn socket_connect(&self, ip: IpAddr, m: &Metrics) -> Result<(), Limited> {
         self.gate(|| self.socket_connects.check(&ip, m))
     }
-    pub fn webhook(&self, ip: IpAddr, m: &Metrics) -> Result<(), ApiError> {
+    pub fn webhook(&self, ip: IpAddr, m: &Metrics) -> Result<(), Limited> {
         self.gate(|| self.webhook.check(&ip, m))
     }
 
-    fn gate(&self, check: impl FnOnce() -> Result<(), ApiError>) -> Result<(), ApiError> {
+    fn gate(&self, check: impl FnOnce() -> Result<(), Limited>) -> Result<(), Limited> {
         if self.enabled {
             check()
         } else {
@@ -115,9 +120,24 @@ mod tests {
             assert!(limiter.check(&1, &metrics).is_ok());
         }
         match limiter.check(&1, &metrics) {
-            Err(ApiError::RateLimited { retry_after_secs }) => assert!((1..=20).contains(&retry_after_secs)),
+            Err(Limited { retry_after }) => {
+                assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(20), "{retry_after:?}")
+            }
             other => panic!("expected a rate limit, got {other:?}"),
         }
         assert!(limiter.check(&2, &metrics).is_ok(), "keys are limited separately");
+    }
+
+    #[test]
+    fn a_refusal_asks_for_whole_seconds_never_zero() {
+        use crate::error::ApiError;
+        let secs = |retry_after: Duration| match ApiError::from(Limited { retry_after }) {
+            ApiError::RateLimited { retry_after_secs } => retry_after_secs,
+            other => panic!("expected a rate limit, got {other:?}"),
+        };
+        assert_eq!(secs(Duration::ZERO), 1);
+        assert_eq!(secs(Duration::from_millis(1)), 1);
+        assert_eq!(secs(Duration::from_secs(3)), 3);
+        assert_eq!(secs(Duration::from_millis(3001)), 4);
     }
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::admission::SocketSlot;
 use crate::auth::Identity;
-use crate::client_ip;
+use crate::client_ip::ClientIp;
 use crate::events::{user_room, Envelope, Event};
 use crate::metrics::Metrics;
 use crate::sessions::{self, Expiry, SlowConsumer};
@@ -217,12 +217,8 @@ pub fn register(io: &SocketIo, state: AppState) {
 }
 
 async fn authenticate(socket: SocketRef, handshake: Handshake, state: AppState) -> Result<(), ConnectRefused> {
-    let parts = socket.req_parts();
-    let ip = client_ip::resolve(
-        client_ip::peer_from_extensions(&parts.extensions),
-        &parts.headers,
-        &state.config.trusted_proxies,
-    );
+    // Resolved by the HTTP middleware on the engine.io request this socket came from.
+    let ip = ClientIp::of(&socket.req_parts().extensions);
     if state.limits.socket_connect(ip, &state.metrics).is_err() {
         state.metrics.connects.with_label_values(&["rate_limited"]).inc();
         return Err(ConnectRefused::RateLimited);

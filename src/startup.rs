@@ -16,6 +16,7 @@ use crate::auth::JwtKeys;
 use crate::bus::{EventBus, LocalBus, RedisBus};
 use crate::config::{Config, CorsOrigins};
 use crate::domain::Role;
+use crate::http;
 use crate::metrics::Metrics;
 use crate::realtime::{self, Delivery};
 use crate::routes;
@@ -102,13 +103,19 @@ impl Application {
         realtime::register(&io, state.clone());
         tokio::spawn(shrink_rate_limiters(state.clone()));
 
+        // Outermost last; src/http.rs lists the layers in the order a request meets them.
         let router = routes::router(state.clone())
-            .layer(middleware::from_fn_with_state(state.clone(), crate::http::observe))
+            .layer(middleware::from_fn_with_state(state.clone(), http::deadline))
+            .layer(middleware::from_fn_with_state(state.clone(), http::limit_anonymous))
+            .layer(middleware::from_fn_with_state(state.clone(), http::authenticate))
+            .layer(middleware::from_fn_with_state(state.clone(), http::track_metrics))
+            .layer(middleware::from_fn(http::request_span))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-            .layer(middleware::from_fn_with_state(state.clone(), crate::http::in_flight))
+            .layer(middleware::from_fn_with_state(state.clone(), http::in_flight))
             .layer(socket_layer)
-            .layer(middleware::from_fn_with_state(state.clone(), crate::http::socket_requests))
+            .layer(middleware::from_fn_with_state(state.clone(), http::socket_requests))
+            .layer(middleware::from_fn_with_state(state.clone(), http::client_ip))
             .layer(cors);
         Ok(Application { listener, router, state, dev_admin_token })
     }
