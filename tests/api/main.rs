@@ -17,3 +17,4 @@ mod money;
 mod paging;
 mod rate_limits;
 mod realtime;
+mod request_context;
