@@ -85,8 +85,8 @@ impl OpenCache {
 }
 
 /// One statement, one round trip and one commit per open in the usual case, where the locking
-/// transaction needs seven round trips (docs/benchmarks.md has both measured). A stale case or
-/// pair costs a reload and another try.
+/// transaction needs eight (docs/benchmarks.md measured it at seven, before the inventory version
+/// added a statement). A stale case or pair costs a reload and another try.
 async fn open_case_in_one_round_trip(
     cache: &OpenCache,
     pool: &Pool<Db>,

@@ -33,7 +33,8 @@ pub(super) fn draw(case: &Case, pair: &SeedPair) -> StoreResult<(Item, FairProof
     Ok((case.items[index].clone(), proof))
 }
 
-/// Debit, nonce and inventory under row locks in one transaction: seven round trips.
+/// Debit, nonce and inventory under row locks in one transaction: eight round trips, BEGIN and
+/// COMMIT included.
 pub(super) async fn open_case_in_transaction(pool: &Pool<Db>, user_id: Uuid, case_id: Uuid) -> StoreResult<Opened> {
     let mut tx = begin_write(pool).await?;
     let case = load_case(&mut tx, case_id).await?.ok_or(StoreError::NotFound(Entity::Case))?;
