@@ -7,7 +7,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::store::{StoreError, UnavailableCause};
+use crate::store::{Entity, StoreError, UnavailableCause};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -109,18 +109,34 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The one place a store outcome becomes a wire status, `code` and message.
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::NotFound(entity) => ApiError::NotFound(match entity {
+                Entity::User => "user",
+                Entity::Case => "case",
+                Entity::InventoryItem => "inventory item",
+            }),
             StoreError::InsufficientBalance => {
                 ApiError::Unprocessable { code: "insufficient_balance", message: "insufficient balance".into() }
             }
-            StoreError::Conflict { code, message } => ApiError::Conflict { code, message },
+            StoreError::NotOwned { status } => ApiError::conflict(
+                "not_owned",
+                format!("only owned items can be claimed; this one is {}", status.as_str()),
+            ),
+            StoreError::InvalidTransition { from, to } => ApiError::conflict(
+                "invalid_transition",
+                format!("an item cannot go from {} to {}", from.as_str(), to.as_str()),
+            ),
+            StoreError::ConcurrentChange => {
+                ApiError::conflict("invalid_transition", "the item's status changed concurrently; reload and retry")
+            }
             StoreError::Unavailable { cause, source } => {
                 tracing::warn!(cause = cause.as_str(), error = %source, "database unavailable");
                 ApiError::DatabaseUnavailable(cause)
             }
+            err @ StoreError::Corrupt(_) => ApiError::Internal(err.into()),
             StoreError::Database(err) => ApiError::Internal(err.into()),
         }
     }
@@ -193,3 +209,58 @@ fn strip_axum_prefix(text: &str) -> String {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod store_error_tests {
+    use super::ApiError;
+    use crate::domain::InventoryStatus;
+    use crate::store::{Entity, StoreError, UnavailableCause};
+
+    fn wire(err: StoreError) -> (u16, &'static str, String) {
+        let api = ApiError::from(err);
+        (api.status().as_u16(), api.code(), api.to_string())
+    }
+
+    /// Clients branch on these codes and show these messages: a store refactor must not move them.
+    #[test]
+    fn store_outcomes_keep_their_wire_status_code_and_message() {
+        let owned = InventoryStatus::Owned;
+        let delivered = InventoryStatus::Delivered;
+        let cases = [
+            (StoreError::NotFound(Entity::User), 404, "not_found", "user not found"),
+            (StoreError::NotFound(Entity::Case), 404, "not_found", "case not found"),
+            (StoreError::NotFound(Entity::InventoryItem), 404, "not_found", "inventory item not found"),
+            (StoreError::InsufficientBalance, 422, "insufficient_balance", "insufficient balance"),
+            (
+                StoreError::NotOwned { status: InventoryStatus::WithdrawRequested },
+                409,
+                "not_owned",
+                "only owned items can be claimed; this one is withdraw_requested",
+            ),
+            (
+                StoreError::InvalidTransition { from: delivered, to: owned },
+                409,
+                "invalid_transition",
+                "an item cannot go from delivered to owned",
+            ),
+            (
+                StoreError::ConcurrentChange,
+                409,
+                "invalid_transition",
+                "the item's status changed concurrently; reload and retry",
+            ),
+            (StoreError::Corrupt("item kind \"x\"".into()), 500, "internal_error", "internal error"),
+            (StoreError::Database(sqlx::Error::RowNotFound), 500, "internal_error", "internal error"),
+            (
+                StoreError::Unavailable { cause: UnavailableCause::PoolTimeout, source: sqlx::Error::PoolTimedOut },
+                503,
+                "unavailable",
+                "database unavailable",
+            ),
+        ];
+        for (err, status, code, message) in cases {
+            let shown = format!("{err:?}");
+            assert_eq!(wire(err), (status, code, message.to_string()), "{shown}");
+        }
+    }
+}

@@ -1,12 +1,18 @@
 //! Persistence as whole operations. Each method is one transaction that leaves the ledger, the
 //! balances and the inventories consistent; callers publish events only after it returns.
 //!
-//! PostgreSQL and SQLite share one SQL implementation (`sql_ops.rs`, compiled once per backend
-//! with its own `Db` type), because their dialects agree on everything we use: `$n` parameters,
-//! `RETURNING`, `ON CONFLICT`, partial unique indexes.
+//! PostgreSQL and SQLite share one SQL implementation (`sql/*.rs`, one file per area, compiled
+//! once per backend with its own `Db` type), because their dialects agree on everything we use:
+//! `$n` parameters, `RETURNING`, `ON CONFLICT`, partial unique indexes. What differs lives in the
+//! backend modules behind a few hooks (`begin_write`, `lock_player`, `open_case`): PostgreSQL's
+//! one-round-trip open and its cache are in `postgres/open.rs`, and the SQLite store compiles none
+//! of it.
 
+mod error;
 mod postgres;
 mod sqlite;
+
+pub use error::{Entity, StoreError, UnavailableCause};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -20,108 +26,6 @@ use crate::domain::{
     Account, Case, CaseDraft, FairProof, InventoryEntry, InventoryStatus, Item, ItemDraft, LedgerEntry,
 };
 use crate::money::Cents;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error("insufficient balance")]
-    InsufficientBalance,
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
-    /// The database is down, overloaded or stalled: worth retrying, never the caller's fault.
-    #[error("database unavailable ({}): {source}", cause.as_str())]
-    Unavailable { cause: UnavailableCause, source: sqlx::Error },
-    #[error("database error: {0}")]
-    Database(sqlx::Error),
-}
-
-/// Why the database was unavailable: a bounded metric label and what an operator looks at first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UnavailableCause {
-    /// No pooled connection within DATABASE_ACQUIRE_TIMEOUT.
-    PoolTimeout,
-    /// A statement ran past DATABASE_STATEMENT_TIMEOUT (or was cancelled).
-    StatementTimeout,
-    /// A lock was not granted within DATABASE_LOCK_TIMEOUT (SQLite: the database stayed locked).
-    LockTimeout,
-    /// The connection failed, or the server is shutting down, starting or out of connections.
-    Connection,
-    /// A serialization failure or deadlock: the transaction was rolled back and may be retried.
-    Conflict,
-}
-
-impl UnavailableCause {
-    pub const ALL: [UnavailableCause; 5] = [
-        UnavailableCause::PoolTimeout,
-        UnavailableCause::StatementTimeout,
-        UnavailableCause::LockTimeout,
-        UnavailableCause::Connection,
-        UnavailableCause::Conflict,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnavailableCause::PoolTimeout => "pool_timeout",
-            UnavailableCause::StatementTimeout => "statement_timeout",
-            UnavailableCause::LockTimeout => "lock_timeout",
-            UnavailableCause::Connection => "connection",
-            UnavailableCause::Conflict => "conflict",
-        }
-    }
-
-    /// The cause of a transient failure, or `None` for an error a retry would not fix.
-    fn of(err: &sqlx::Error) -> Option<Self> {
-        match err {
-            sqlx::Error::PoolTimedOut => Some(UnavailableCause::PoolTimeout),
-            sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed => Some(UnavailableCause::Connection),
-            sqlx::Error::Database(db) => {
-                let code = db.code().unwrap_or_default();
-                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                    Self::of_sqlite_code(&code)
-                } else {
-                    Self::of_sqlstate(&code)
-                }
-            }
-            _ => None,
-        }
-    }
-
-    /// PostgreSQL: class 08 (connection), 53 (resources), 57 (operator intervention: shutdown,
-    /// restart, statement timeout), lock timeouts, and serialization failures or deadlocks.
-    fn of_sqlstate(code: &str) -> Option<Self> {
-        match code {
-            "57014" => Some(UnavailableCause::StatementTimeout),
-            "55P03" => Some(UnavailableCause::LockTimeout),
-            "40001" | "40P01" => Some(UnavailableCause::Conflict),
-            c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57") => {
-                Some(UnavailableCause::Connection)
-            }
-            _ => None,
-        }
-    }
-
-    /// SQLite: the primary result code (the low byte of an extended one) 5 BUSY or 6 LOCKED.
-    fn of_sqlite_code(code: &str) -> Option<Self> {
-        match code.parse::<u32>().map(|n| n & 0xff) {
-            Ok(5) | Ok(6) => Some(UnavailableCause::LockTimeout),
-            _ => None,
-        }
-    }
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
-        match UnavailableCause::of(&err) {
-            Some(cause) => StoreError::Unavailable { cause, source: err },
-            None => StoreError::Database(err),
-        }
-    }
-}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -356,27 +260,4 @@ pub async fn connect(url: &DatabaseUrl, settings: PoolSettings) -> anyhow::Resul
         Backend::Postgres => Arc::new(postgres::SqlStore::connect(url.expose(), settings).await?),
         Backend::Sqlite => Arc::new(sqlite::SqlStore::connect(url.expose(), settings).await?),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::UnavailableCause as Cause;
-
-    #[test]
-    fn transient_database_codes_are_unavailable_and_the_rest_are_not() {
-        assert_eq!(Cause::of_sqlstate("57014"), Some(Cause::StatementTimeout));
-        assert_eq!(Cause::of_sqlstate("55P03"), Some(Cause::LockTimeout));
-        assert_eq!(Cause::of_sqlstate("57P01"), Some(Cause::Connection), "admin shutdown during a restart");
-        assert_eq!(Cause::of_sqlstate("57P03"), Some(Cause::Connection), "cannot connect now");
-        assert_eq!(Cause::of_sqlstate("53300"), Some(Cause::Connection), "too many connections");
-        assert_eq!(Cause::of_sqlstate("08006"), Some(Cause::Connection));
-        assert_eq!(Cause::of_sqlstate("40P01"), Some(Cause::Conflict));
-        assert_eq!(Cause::of_sqlstate("23505"), None, "a unique violation is a bug or a conflict, not an outage");
-        assert_eq!(Cause::of_sqlstate("42501"), None);
-        assert_eq!(Cause::of_sqlite_code("5"), Some(Cause::LockTimeout), "SQLITE_BUSY");
-        assert_eq!(Cause::of_sqlite_code("517"), Some(Cause::LockTimeout), "SQLITE_BUSY_SNAPSHOT");
-        assert_eq!(Cause::of_sqlite_code("2067"), None, "SQLITE_CONSTRAINT_UNIQUE");
-        assert!(Cause::of(&sqlx::Error::PoolTimedOut).is_some());
-        assert!(Cause::of(&sqlx::Error::RowNotFound).is_none());
-    }
 }
