@@ -1,4 +1,7 @@
-//! The cluster with real processes on loopback: Redis, PostgreSQL, three replicas, nginx.
+//! The cluster with real processes on loopback: Redis, PostgreSQL, three replicas, nginx, each
+//! test's started by deploy/local/cluster.sh through the test kit. The kit runs one cluster at a
+//! time (two at once on two cores turn timing assertions into flakes), so `cargo test --test
+//! cluster` needs no `--test-threads`.
 
 #[path = "../helpers/mod.rs"]
 mod helpers;
