@@ -5,12 +5,11 @@
 //! `DRAIN_SOCKETS=3000 [DRAIN_ALL_AT_ONCE=1] cargo test --test cluster drains -- --nocapture`.
 
 use serde_json::Value;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::helpers::Cluster;
+use crate::helpers::{repo, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigtermed_replica_drains_over_its_window_and_every_socket_reconnects_elsewhere() {
@@ -18,14 +17,14 @@ async fn a_sigtermed_replica_drains_over_its_window_and_every_socket_reconnects_
     let all_at_once = std::env::var("DRAIN_ALL_AT_ONCE").is_ok();
     let window = if all_at_once { "0" } else { "10s" };
     let cluster = Cluster::start_with(3, &[("DRAIN_WINDOW", window)]).await;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = repo();
     assert!(
         root.join("tests/js/node_modules/socket.io-client").exists(),
         "socket.io-client is required: (cd tests/js && npm ci)"
     );
     let mut crowd = tokio::process::Command::new("node")
         .arg("tests/js/drain.mjs")
-        .current_dir(root)
+        .current_dir(&root)
         .env("CYBERHUB_URL", cluster.nginx_url())
         .env("SOCKETS", sockets.to_string())
         .stdin(Stdio::piped())
