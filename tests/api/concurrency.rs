@@ -4,7 +4,7 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend};
+use crate::helpers::{spawn_app, spawn_app_on, Backend};
 use crate::on_both_backends;
 
 on_both_backends! {
@@ -135,7 +135,7 @@ on_both_backends! {
 async fn opens_racing_on_two_replicas_stay_exact() {
     let first = spawn_app(Backend::Postgres).await;
     let url = first.postgres_url().expect("a PostgreSQL app has a database URL");
-    let second = spawn_app_with(Backend::Postgres, &[("DATABASE_URL", url.as_str())]).await;
+    let second = spawn_app_on(&url, &[]).await;
     let case = first.simple_case(1.0, 0.5).await;
     let user = first.known_user().await;
     first.fund(&user, 40.0).await;

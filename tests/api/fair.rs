@@ -72,7 +72,7 @@ on_both_backends! {
         let open = &opens[7];
         let weights = open["fair"]["weights"].as_array().unwrap().iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",");
         let output = std::process::Command::new("node")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fair-verify.js"))
+            .arg(repo().join("docs/fair-verify.js"))
             .args([revealed.as_str(), open["fair"]["clientSeed"].as_str().unwrap(), &open["fair"]["nonce"].to_string(), &weights, &commitment])
             .output()
             .expect("node runs docs/fair-verify.js");
@@ -148,7 +148,7 @@ on_both_backends! {
         let bad = cli_verify(&activated_by_change, "picked after the commitment", 0, &["--next-server-seed-hash", other]);
         assert_eq!(bad.status.code(), Some(1), "a seed that was not the published next one fails");
         let node = std::process::Command::new("node")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fair-verify.js"))
+            .arg(repo().join("docs/fair-verify.js"))
             .args([activated_by_change.as_str(), "picked after the commitment", "0", "1,10,100,889", "", &committed])
             .output()
             .expect("node runs docs/fair-verify.js");

@@ -2,12 +2,10 @@
 //! file. Its admin token is printed on the start that generates the secret and never again
 //! (logs outlive tokens); `cyberhub token` prints one on demand.
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-use uuid::Uuid;
 
-use crate::helpers::Api;
+use crate::helpers::{free_port, Api, TestDatabase};
 
 const TOKEN_BANNER: &str = "Admin token";
 
@@ -22,10 +20,6 @@ fn cyberhub(database_url: &str, port: u16) -> Command {
         .env("REPLICA_ID", "first-start")
         .env("RUST_LOG", "info");
     command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap()
 }
 
 /// Serves until `/ready` answers, runs `while_up` against it, then stops it with SIGTERM and
@@ -75,8 +69,8 @@ where
 
 #[tokio::test]
 async fn the_admin_token_is_printed_on_the_first_start_only_and_by_cyberhub_token() {
-    let path = std::env::temp_dir().join(format!("cyberhub-first-start-{}.db", Uuid::new_v4().simple()));
-    let database_url = format!("sqlite://{}?mode=rwc", path.display());
+    let database = TestDatabase::sqlite();
+    let database_url = database.url().to_string();
 
     let first = serve_once(&database_url, |_| async {}).await;
     assert_eq!(first.matches(TOKEN_BANNER).count(), 1, "the first start prints its admin token:\n{first}");
@@ -84,7 +78,7 @@ async fn the_admin_token_is_printed_on_the_first_start_only_and_by_cyberhub_toke
         first.split(TOKEN_BANNER).nth(1).and_then(|rest| rest.split_whitespace().find(|w| w.starts_with("ey")));
     let printed_token = printed_token.expect("a JWT follows the banner").to_string();
 
-    let database = database_url.clone();
+    let url = database_url.clone();
     let second = serve_once(&database_url, |base| async move {
         let api = Api::new(&base);
         // The token from the first start still works: the secret was kept, not regenerated.
@@ -92,7 +86,7 @@ async fn the_admin_token_is_printed_on_the_first_start_only_and_by_cyberhub_toke
         assert_eq!(me.expect(200)["user"]["role"], "admin", "{}", me.body);
 
         // `cyberhub token` prints a fresh admin token for the same admin, with no --sub.
-        let output = cyberhub(&database, 0).arg("token").output().unwrap();
+        let output = cyberhub(&url, 0).arg("token").output().unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let token = String::from_utf8(output.stdout).unwrap().trim().to_string();
         let me_again = api.get("/api/me", Some(&token)).await;
@@ -103,7 +97,6 @@ async fn the_admin_token_is_printed_on_the_first_start_only_and_by_cyberhub_toke
     assert!(!second.contains(TOKEN_BANNER), "a second start must not print a token:\n{second}");
     assert!(!second.contains("eyJ"), "no JWT anywhere in the second start's output:\n{second}");
     assert!(second.contains("listening"), "{second}");
-    remove_sqlite(&path);
 }
 
 #[test]
@@ -130,11 +123,5 @@ fn a_cluster_refuses_to_start_with_a_published_or_short_secret() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "started with JWT_SECRET={secret}");
         assert!(stderr.contains("JWT_SECRET") && stderr.contains(says), "{stderr}");
-    }
-}
-
-fn remove_sqlite(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }

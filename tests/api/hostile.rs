@@ -5,7 +5,6 @@ use futures::{SinkExt, StreamExt};
 use rand::Rng;
 use reqwest::Method;
 use serde_json::json;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -21,57 +20,6 @@ async fn series(api: &Api) -> std::collections::BTreeSet<String> {
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| Some(line.rsplit_once(' ')?.0.to_string()))
         .collect()
-}
-
-/// A cyberhub process of its own, so its memory can be read from /proc.
-pub(crate) struct Process {
-    pub(crate) child: tokio::process::Child,
-    pub(crate) api: Api,
-}
-
-impl Process {
-    pub(crate) async fn start(env: &[(&str, &str)]) -> Process {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let db = std::env::temp_dir().join(format!("cyberhub-hostile-{}.db", uuid::Uuid::new_v4().simple()));
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cyberhub"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("BIND", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display()))
-            .env("JWT_SECRET", JWT_SECRET)
-            .env("PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("start cyberhub");
-        let api = Api::new(&format!("http://127.0.0.1:{port}"));
-        let started = Instant::now();
-        while api.http.get(api.url("/health")).send().await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "cyberhub did not start within 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Process { child, api }
-    }
-
-    /// (current, peak) resident memory in KiB.
-    fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
-        let field = |name: &str| -> u64 {
-            let line = status.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in status"));
-            line.split_whitespace().nth(1).unwrap().parse().unwrap()
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-
-    pub(crate) fn ws_url(&self) -> String {
-        format!("{}/socket.io/?EIO=4&transport=websocket", self.api.base.replace("http://", "ws://"))
-    }
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
@@ -115,7 +63,7 @@ const FOURTEEN_MB: usize = 14 * 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_socket_messages_are_cut_off_and_memory_stays_bounded() {
-    let server = Process::start(&[]).await;
+    let server = ServerProcess::start(&[]).await;
     // Warm up what a first socket allocates, so the baseline is a server that has served one.
     let mut warm = raw_socket(&server.ws_url()).await;
     warm.close(None).await.unwrap();

@@ -40,12 +40,27 @@ async fn a_socket_is_ended_at_its_tokens_exp_plus_grace() {
     assert!(at < deadline + 1.0, "ended {:.3} s after exp + grace", at - deadline);
     socket.expect("disconnect").await;
 
-    // Gone from the server, and nothing more reaches it; the anonymous socket is untouched.
-    app.fund(&user, 1.0).await;
-    socket.expect_none(&format!("balance:updated:{}", user.id), Duration::from_millis(300)).await;
-    anonymous.expect_none("session:ended", Duration::from_millis(100)).await;
+    // Gone from the server (only the anonymous socket is counted), and nothing more reaches it:
+    // the player's next event goes to a new socket of theirs, and the ended one got nothing.
     assert_eq!(app.metric("cyberhub_socket_sessions_ended_total", &["token_expired"]).await, 1.0);
-    assert_eq!(app.metric("cyberhub_connected_clients", &[]).await, 1.0);
+    eventually(Duration::from_secs(5), "only the anonymous socket is connected", || async {
+        let clients = app.metric("cyberhub_connected_clients", &[]).await;
+        if clients == 1.0 {
+            Ok(())
+        } else {
+            Err(clients)
+        }
+    })
+    .await;
+    let balance = format!("balance:updated:{}", user.id);
+    let again = app.socket(Some(&app.token(user.id, Role::User))).await;
+    assert_eq!(again.expect(&balance).await["version"], json!(0), "the snapshot");
+    app.fund(&user, 1.0).await;
+    assert_eq!(again.expect(&balance).await["version"], json!(1), "the live event");
+    assert_eq!(socket.drain().await, vec![], "the ended socket received nothing after its disconnect");
+    // The anonymous socket is untouched: a case change reaches it with nothing before it.
+    app.simple_case(1.0, 0.5).await;
+    anonymous.expect_none_before(&["session:ended", "disconnect"], "cases:updated").await;
     app.cleanup().await;
 }
 
@@ -68,10 +83,8 @@ async fn refresh_keeps_the_socket_and_its_events_past_the_old_deadline() {
     let wait = (exp + 1) as f64 - unix_now() + 0.7;
     tokio::time::sleep(Duration::from_secs_f64(wait.max(0.0))).await;
     app.fund(&user, 2.5).await;
-    let event = socket.expect(&balance_event).await;
+    let event = socket.expect_none_before(&["session:ended", "disconnect"], &balance_event).await;
     assert_eq!(event["balance"], json!(2.5));
-    let received: Vec<String> = socket.drain().await.into_iter().map(|(name, _)| name).collect();
-    assert!(!received.iter().any(|n| n == "session:ended" || n == "disconnect"), "received {received:?}");
     assert_eq!(app.metric("cyberhub_socket_sessions_ended_total", &[]).await, 0.0);
     assert_eq!(app.metric("cyberhub_socket_token_refreshes_total", &["\"ok\""]).await, 1.0);
     socket.close().await;
@@ -103,16 +116,17 @@ async fn a_refused_refresh_leaks_nothing_and_keeps_the_old_deadline() {
     // Still Alice: Bob's events do not reach the socket, Alice's do.
     app.fund(&bob, 1.0).await;
     app.fund(&alice, 3.0).await;
-    socket.expect(&format!("balance:updated:{}", alice.id)).await;
-    let received: Vec<String> = socket.drain().await.into_iter().map(|(name, _)| name).collect();
-    assert!(!received.iter().any(|n| n.contains(&bob.id.to_string())), "leaked: {received:?}");
+    let bob_events = [format!("balance:updated:{}", bob.id), format!("inventory:updated:{}", bob.id)];
+    let bob_events: Vec<&str> = bob_events.iter().map(String::as_str).collect();
+    socket.expect_none_before(&bob_events, &format!("balance:updated:{}", alice.id)).await;
 
     // An anonymous socket cannot log in in band.
     let anonymous = app.socket(None).await;
     let ack = anonymous.emit_with_ack("auth:refresh", json!({ "token": bob.token })).await;
     assert_eq!(ack, json!({ "ok": false, "error": "forbidden" }));
     app.fund(&bob, 1.0).await;
-    anonymous.expect_none(&format!("balance:updated:{}", bob.id), Duration::from_millis(300)).await;
+    app.simple_case(1.0, 0.5).await;
+    anonymous.expect_none_before(&[&format!("balance:updated:{}", bob.id)], "cases:updated").await;
 
     // And the old deadline still holds.
     assert_eq!(socket.expect("session:ended").await, json!({ "reason": "token_expired" }));
@@ -260,16 +274,11 @@ async fn watched_socket(url: String) -> tokio::task::JoinHandle<(tokio::time::In
     })
 }
 
-fn sigterm(server: &crate::hostile::Process) {
-    let pid = server.child.id().expect("still running").to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_drains_sockets_spread_over_the_window_and_exits_0() {
     const SOCKETS: usize = 300;
     let window = Duration::from_secs(4);
-    let mut server = crate::hostile::Process::start(&[("DRAIN_WINDOW", "4s"), ("RATE_LIMITS", "off")]).await;
+    let mut server = ServerProcess::start(&[("DRAIN_WINDOW", "4s"), ("RATE_LIMITS", "off")]).await;
     let mut watchers = Vec::new();
     for _ in 0..SOCKETS {
         watchers.push(watched_socket(server.ws_url()).await);
@@ -278,7 +287,7 @@ async fn a_sigterm_drains_sockets_spread_over_the_window_and_exits_0() {
     assert_eq!(server.api.get("/ready", None).await.status.as_u16(), 200);
 
     let signalled = tokio::time::Instant::now();
-    sigterm(&server);
+    server.sigterm();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Out of rotation at once, while HTTP still serves; new sessions go elsewhere.
     let ready = server.api.get("/ready", None).await;
@@ -324,16 +333,16 @@ async fn a_sigterm_drains_sockets_spread_over_the_window_and_exits_0() {
 async fn a_second_sigterm_or_a_zero_window_closes_at_once() {
     const SOCKETS: usize = 50;
     for (window, twice) in [("60s", true), ("0", false)] {
-        let mut server = crate::hostile::Process::start(&[("DRAIN_WINDOW", window), ("RATE_LIMITS", "off")]).await;
+        let mut server = ServerProcess::start(&[("DRAIN_WINDOW", window), ("RATE_LIMITS", "off")]).await;
         let mut watchers = Vec::new();
         for _ in 0..SOCKETS {
             watchers.push(watched_socket(server.ws_url()).await);
         }
         let signalled = tokio::time::Instant::now();
-        sigterm(&server);
+        server.sigterm();
         if twice {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            sigterm(&server);
+            server.sigterm();
         }
         for watcher in watchers {
             let (at, _) = tokio::time::timeout(Duration::from_secs(5), watcher).await.expect("closed at once").unwrap();

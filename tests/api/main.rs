@@ -1,6 +1,7 @@
 //! Integration tests: the real application over real HTTP and Socket.IO, on SQLite and on
 //! PostgreSQL.
 
+#[path = "../helpers/mod.rs"]
 mod helpers;
 
 mod admin_sessions;
@@ -12,6 +13,7 @@ mod hostile;
 mod http_basics;
 mod inventory;
 mod js_client;
+mod kit;
 mod live_sessions;
 mod money;
 mod paging;

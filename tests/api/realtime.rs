@@ -4,8 +4,6 @@ use std::time::Duration;
 use crate::helpers::*;
 use crate::on_both_backends;
 
-const QUIET: Duration = Duration::from_millis(300);
-
 on_both_backends! {
     async fn a_socket_gets_its_balance_on_connect(app) {
         let user = app.known_user().await;
@@ -31,10 +29,9 @@ on_both_backends! {
             TestSocket::connect_with_auth(&app.base, Some(json!({ "token": user.token, "positions": positions })))
         };
 
-        // Current: told so, and nothing else.
+        // Current: told so, and nothing else (no snapshot before it, nor after: see the live event below).
         let current = connect(json!({ "balance": 2, "inventory": 0 })).await.unwrap();
-        assert_eq!(current.expect("sync").await, json!({ "recovered": true }));
-        current.expect_none(&balance, QUIET).await;
+        assert_eq!(current.until("sync").await, vec![("sync".to_string(), json!({ "recovered": true }))]);
         // Behind: the current balance, then told it was not current.
         let behind = connect(json!({ "balance": 1, "inventory": 7 })).await.unwrap();
         assert_eq!(behind.expect(&balance).await, json!({ "balance": 5.0, "version": 2 }));
@@ -46,10 +43,11 @@ on_both_backends! {
         // No positions: today's behaviour, the snapshot and no sync.
         let old = app.socket(Some(&user.token)).await;
         assert_eq!(old.expect(&balance).await, json!({ "balance": 5.0, "version": 2 }));
-        old.expect_none("sync", QUIET).await;
-        // Live events still flow to the recovered socket.
+        // Live events still flow to the recovered socket, and are the first balance it gets; the
+        // socket without positions got no sync before this event either.
         app.fund(&user, 1.0).await;
-        assert_eq!(current.expect(&balance).await, json!({ "balance": 6.0, "version": 3 }));
+        assert_eq!(current.until(&balance).await, vec![(balance.clone(), json!({ "balance": 6.0, "version": 3 }))]);
+        assert_eq!(old.expect_none_before(&["sync"], &balance).await, json!({ "balance": 6.0, "version": 3 }));
         for s in [current, behind, empty, old] {
             s.close().await;
         }
@@ -82,9 +80,11 @@ on_both_backends! {
         app.put(&path, admin, json!({ "status": "delivered" })).await.expect_error(409, "invalid_transition");
         app.post("/api/cases/open", Some(&user.token), json!({ "caseId": case["id"] })).await.expect(200);
         assert_eq!(socket.expect(&inventory).await, json!({ "version": 5 }));
-        // 1.5 + 0.5 - 1 - 1 = 0: the next open is refused.
+        // 1.5 + 0.5 - 1 - 1 = 0: the next open is refused, and no inventory event precedes the
+        // case change that follows it.
         app.post("/api/cases/open", Some(&user.token), json!({ "caseId": case["id"] })).await.expect_error(422, "insufficient_balance");
-        socket.expect_none(&inventory, QUIET).await;
+        app.reprice(&case, 1.0).await;
+        socket.expect_none_before(&[&inventory], "cases:updated").await;
         let me = me().await;
         assert_eq!((me["inventoryVersion"].clone(), me["balance"].clone(), me["balanceVersion"].clone()), (json!(5), json!(0.0), json!(4)));
         socket.close().await;
@@ -100,12 +100,14 @@ on_both_backends! {
         // Now balance 0.0 at version 3, inventory at version 2.
         let balance = format!("balance:updated:{}", user.id);
         let inventory = format!("inventory:updated:{}", user.id);
-        let (token, base, late) = (&user.token, &app.base, &balance);
+        let (token, base, late, sentinel_case) = (&user.token, &app.base, &balance, &case);
+        // Everything up to sync, and no balance after it: a case change is the sentinel.
         let arrived = move |positions: serde_json::Value| async move {
             let auth = json!({ "token": token, "positions": positions });
             let socket = TestSocket::connect_with_auth(base, Some(auth)).await.unwrap();
             let events = socket.until("sync").await;
-            socket.expect_none(late, QUIET).await;
+            app.reprice(sentinel_case, 1.0).await;
+            socket.expect_none_before(&[late], "cases:updated").await;
             socket.close().await;
             events
         };
@@ -126,11 +128,9 @@ on_both_backends! {
 
         // No positions: today's behaviour, the balance snapshot only and no sync.
         let old = app.socket(Some(&user.token)).await;
-        assert_eq!(old.expect(&balance).await, json!({ "balance": 0.0, "version": 3 }));
-        let rest = old.drain().await;
-        old.expect_none("sync", QUIET).await;
-        old.expect_none(&inventory, QUIET).await;
-        assert!(rest.iter().all(|(name, _)| name != "sync" && name != &inventory), "{rest:?}");
+        assert_eq!(old.until(&balance).await, vec![(balance.clone(), json!({ "balance": 0.0, "version": 3 }))]);
+        app.reprice(&case, 1.0).await;
+        old.expect_none_before(&["sync", &inventory], "cases:updated").await;
         old.close().await;
     }
 
@@ -141,12 +141,16 @@ on_both_backends! {
         let anonymous = app.socket(None).await;
         let alice_balance = format!("balance:updated:{}", alice.id);
         let alice_inventory = format!("inventory:updated:{}", alice.id);
+        let bob_balance = format!("balance:updated:{}", bob.id);
         alice_socket.expect(&alice_balance).await;
+        bob_socket.expect(&bob_balance).await;
 
         app.fund(&alice, 3.0).await;
         assert_eq!(alice_socket.expect(&alice_balance).await, json!({ "balance": 3.0, "version": 1 }));
 
         let case = app.simple_case(1.0, 0.75).await;
+        let cases_updated = || ("cases:updated".to_string(), serde_json::Value::Null);
+        assert_eq!(anonymous.until("cases:updated").await, vec![cases_updated()], "the anonymous socket's first event");
         let opened = app.post("/api/cases/open", Some(&alice.token), json!({ "caseId": case["id"] })).await.expect(200).clone();
         assert_eq!(alice_socket.expect(&alice_balance).await, json!({ "balance": 2.0, "version": 2 }));
         assert_eq!(alice_socket.expect(&alice_inventory).await, json!({ "version": 1 }));
@@ -158,11 +162,11 @@ on_both_backends! {
         app.payment(&json!({ "paymentId": "rt-1", "userId": alice.id, "amount": 1, "status": "success" })).await.expect(200);
         assert_eq!(alice_socket.expect(&alice_balance).await, json!({ "balance": 3.75, "version": 4 }));
 
-        let leaked: Vec<_> = bob_socket.drain().await.into_iter().filter(|(name, _)| name.contains(&alice.id.to_string())).collect();
-        assert!(leaked.is_empty(), "bob received alice's events: {leaked:?}");
-        bob_socket.expect_none(&alice_balance, QUIET).await;
-        let anonymous_events = anonymous.drain().await;
-        assert!(anonymous_events.iter().all(|(name, _)| name == "cases:updated"), "{anonymous_events:?}");
+        // The sentinels: a case change reaches every socket, a credit to bob reaches bob.
+        app.reprice(&case, 1.0).await;
+        app.fund(&bob, 1.0).await;
+        bob_socket.expect_none_before(&[&alice_balance, &alice_inventory], &bob_balance).await;
+        assert_eq!(anonymous.until("cases:updated").await, vec![cases_updated()], "nothing but case changes");
         for s in [alice_socket, bob_socket, anonymous] {
             s.close().await;
         }
@@ -171,18 +175,22 @@ on_both_backends! {
     async fn spoofed_identify_is_refused(app) {
         let (alice, mallory) = (app.known_user().await, app.known_user().await);
         let socket = app.socket(Some(&mallory.token)).await;
+        let (alice_balance, mallory_balance) = (format!("balance:updated:{}", alice.id), format!("balance:updated:{}", mallory.id));
+        socket.expect(&mallory_balance).await;
         let ack = socket.emit_with_ack("user:identify", json!({ "userId": alice.id })).await;
         assert_eq!(ack, json!({ "ok": false, "error": "forbidden" }));
         let ack = socket.emit_with_ack("user:identify", json!({ "userId": mallory.id })).await;
         assert_eq!(ack, json!({ "ok": true }));
         app.fund(&alice, 1.0).await;
-        socket.expect_none(&format!("balance:updated:{}", alice.id), QUIET).await;
+        app.fund(&mallory, 1.0).await;
+        socket.expect_none_before(&[&alice_balance], &mallory_balance).await;
 
         let anonymous = app.socket(None).await;
         let ack = anonymous.emit_with_ack("user:identify", json!({ "userId": alice.id })).await;
         assert_eq!(ack, json!({ "ok": false, "error": "forbidden" }));
         app.fund(&alice, 1.0).await;
-        anonymous.expect_none(&format!("balance:updated:{}", alice.id), QUIET).await;
+        app.simple_case(1.0, 0.5).await;
+        anonymous.expect_none_before(&[&alice_balance], "cases:updated").await;
         socket.close().await;
         anonymous.close().await;
     }

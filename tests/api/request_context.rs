@@ -18,56 +18,16 @@ use crate::helpers::*;
 /// it only shows whether the URL is ever logged unredacted.
 const DATABASE_PASSWORD: &str = "db-password-never-logged-7f3a";
 
-/// A PostgreSQL database dropped when this goes out of scope, also when the test panics.
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        use sqlx::Connection;
-        let name = format!("cyberhub_test_{}", Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL is required for this test ({e}); start it or set TEST_DATABASE_URL")
-        });
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
-        Database { name }
-    }
-
-    fn url(&self) -> String {
-        with_database(&postgres_admin_url(), &self.name)
-    }
-
-    /// The same URL with a password in it.
-    fn url_with_password(&self) -> String {
-        let url = self.url();
-        let (scheme, rest) = url.split_once("://").expect("a URL");
-        let rest = match rest.split_once('@') {
-            Some((userinfo, host)) => {
-                format!("{}:{DATABASE_PASSWORD}@{host}", userinfo.split(':').next().unwrap_or(userinfo))
-            }
-            None => format!("postgres:{DATABASE_PASSWORD}@{rest}"),
-        };
-        format!("{scheme}://{rest}")
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // A runtime of its own on a thread of its own: Drop may run inside the test's runtime.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-                }
-            });
-        });
-        let _ = dropped.join();
-    }
+/// `url` with a password in its user info.
+fn with_password(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let rest = match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            format!("{}:{DATABASE_PASSWORD}@{host}", userinfo.split(':').next().unwrap_or(userinfo))
+        }
+        None => format!("postgres:{DATABASE_PASSWORD}@{rest}"),
+    };
+    format!("{scheme}://{rest}")
 }
 
 /// `cyberhub serve` with JSON logs; its stdout lines are collected as they come.
@@ -160,8 +120,8 @@ fn request_id(response: &Response) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_lines_inside_a_request_carry_its_id_route_and_user_and_no_secret() {
-    let database = Database::create().await;
-    let mut server = Server::start(&database.url_with_password()).await;
+    let database = TestDatabase::postgres("cyberhub_test").await;
+    let mut server = Server::start(&with_password(database.url())).await;
     let api = Api::new(&server.base);
     let admin = api.admin.id.to_string();
     let player = api.known_user().await;
@@ -202,7 +162,7 @@ async fn log_lines_inside_a_request_carry_its_id_route_and_user_and_no_secret() 
     // A 500: its "request failed" line is written inside the handler's own task.
     {
         use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&database.url()).await.unwrap();
+        let mut conn = sqlx::PgConnection::connect(database.url()).await.unwrap();
         sqlx::query("ALTER TABLE ledger RENAME TO ledger_gone").execute(&mut conn).await.unwrap();
     }
     let failed = api.admin_post("/api/admin/balance/add", json!({ "userId": player.id, "amount": 1 })).await;

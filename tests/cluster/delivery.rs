@@ -1,8 +1,7 @@
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{run_node_tests, run_socket_io_client_suite, Api, TestSocket};
-use crate::support::Cluster;
+use crate::helpers::{eventually, run_node_tests, run_socket_io_client_suite, Api, Cluster, TestSocket};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_cross_replicas_to_the_right_sockets_only() {
@@ -42,20 +41,22 @@ async fn events_cross_replicas_to_the_right_sockets_only() {
     run_node_tests(&urls[0], "tests/js/cross-replica.mjs", &[("REPLICA_URLS", &urls.join(" "))]).await;
 
     // Every replica reports every socket of the cluster once the counts have been exchanged.
-    let mut total = 0;
-    for _ in 0..150 {
-        total = cluster.health(0).await["clusterClients"].as_i64().unwrap_or(0);
+    eventually(Duration::from_secs(15), "replica 1 reports clusterClients 3", || async {
+        let total = cluster.health(0).await["clusterClients"].clone();
         if total == 3 {
-            break;
+            Ok(())
+        } else {
+            Err(total)
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(total, 3, "clusterClients");
+    })
+    .await;
     cluster.shutdown().await;
 }
 
-/// Not a pass/fail timing: prints the cross-replica delivery latency the closing note quotes.
+/// A benchmark, not a pass/fail test: prints the cross-replica delivery latency that
+/// docs/benchmarks.md quotes. `cargo test --test cluster latency -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it with --ignored"]
 async fn cross_replica_delivery_latency_is_reported() {
     let cluster = Cluster::start(2).await;
     let (a, b) = (Api::new(&cluster.replica_url(0)), Api::new(&cluster.replica_url(1)));

@@ -2,17 +2,18 @@ use futures::future::join_all;
 use serde_json::json;
 use std::time::Duration;
 
-use crate::helpers::{Api, TestSocket, TestUser};
-use crate::support::Cluster;
+use crate::helpers::{eventually, Api, Cluster, TestSocket, TestUser};
 
 async fn wait_for_redis(cluster: &Cluster, replica: usize, state: &str) {
-    for _ in 0..150 {
-        if cluster.health(replica).await["redis"] == state {
-            return;
+    eventually(Duration::from_secs(15), &format!("replica {replica} reports redis {state}"), || async {
+        let health = cluster.health(replica).await;
+        if health["redis"] == state {
+            Ok(())
+        } else {
+            Err(health)
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("replica {replica} did not report redis {state} within 15 s");
+    })
+    .await;
 }
 
 /// Waits for the balance event carrying `version`, skipping older ones.
@@ -28,7 +29,7 @@ async fn expect_version(socket: &TestSocket, user: &TestUser, version: i64) -> s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_heals_itself_and_clients_end_true() {
-    let mut cluster = Cluster::start(2).await;
+    let cluster = Cluster::start(2).await;
     let (a, b) = (Api::new(&cluster.replica_url(0)), Api::new(&cluster.replica_url(1)));
     let user = a.known_user().await;
     let on_a = TestSocket::connect(&a.base, Some(&user.token)).await.unwrap();
@@ -36,7 +37,7 @@ async fn a_redis_restart_heals_itself_and_clients_end_true() {
     a.fund(&user, 1.0).await;
     expect_version(&on_b, &user, 1).await;
 
-    cluster.kill_redis();
+    cluster.kill_redis().await;
     wait_for_redis(&cluster, 0, "down").await;
     assert_eq!(a.get("/ready", None).await.status, 503, "not ready without the bus");
     // HTTP keeps working while Redis is down, and no emit hangs: each request answers promptly.
@@ -102,7 +103,7 @@ async fn assert_consistent(api: &Api, user: &TestUser) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_and_drained_replicas_lose_nothing() {
-    let mut cluster = Cluster::start(3).await;
+    let cluster = Cluster::start(3).await;
     let nginx = Api::new(&cluster.nginx_url());
     let direct = Api::new(&cluster.replica_url(1));
     let user = nginx.known_user().await;
@@ -119,10 +120,9 @@ async fn killed_and_drained_replicas_lose_nothing() {
             .json(&json!({ "caseId": case["id"] }))
             .send()
     }));
-    let kill = async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        cluster.kill_replica(1);
-    };
+    // cluster.sh itself takes some tens of milliseconds to start and find the pid: the opens
+    // are on their way by the time the SIGKILL lands.
+    let kill = cluster.kill_replica(1);
     let (_, ()) = tokio::join!(opens, kill);
     wait_until_settled(&nginx, &user).await;
     assert_consistent(&nginx, &user).await;
@@ -180,7 +180,7 @@ async fn a_subscriber_cut_off_by_redis_comes_back() {
     expect_version(&on_b, &user, 0).await;
     let killed = std::process::Command::new("redis-cli")
         .args(["-p", &cluster.redis_port.to_string(), "CLIENT", "KILL", "TYPE", "pubsub"])
-        .env("REDISCLI_AUTH", crate::support::REDIS_PASSWORD)
+        .env("REDISCLI_AUTH", crate::helpers::REDIS_PASSWORD)
         .output()
         .expect("redis-cli runs");
     assert!(

@@ -1,14 +1,16 @@
-//! The cluster with real processes on loopback: Redis, PostgreSQL, three replicas, nginx.
+//! The cluster with real processes on loopback: Redis, PostgreSQL, three replicas, nginx, each
+//! test's started by deploy/local/cluster.sh through the test kit. The kit runs one cluster at a
+//! time (two at once on two cores turn timing assertions into flakes), so `cargo test --test
+//! cluster` needs no `--test-threads`.
 
-#[allow(dead_code)]
-#[path = "../api/helpers.rs"]
+#[path = "../helpers/mod.rs"]
 mod helpers;
-mod support;
 
 mod admin_sessions;
 mod delivery;
 mod failures;
 mod hostile;
+mod kit;
 mod money;
 mod sessions;
 mod stale;

@@ -1,8 +1,7 @@
 use futures::future::join_all;
 use serde_json::json;
 
-use crate::helpers::Api;
-use crate::support::Cluster;
+use crate::helpers::{Api, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn races_spread_over_replicas_stay_exact() {

@@ -5,27 +5,26 @@
 //! `DRAIN_SOCKETS=3000 [DRAIN_ALL_AT_ONCE=1] cargo test --test cluster drains -- --nocapture`.
 
 use serde_json::Value;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::Cluster;
+use crate::helpers::{repo, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigtermed_replica_drains_over_its_window_and_every_socket_reconnects_elsewhere() {
     let sockets: usize = std::env::var("DRAIN_SOCKETS").ok().and_then(|n| n.parse().ok()).unwrap_or(300);
     let all_at_once = std::env::var("DRAIN_ALL_AT_ONCE").is_ok();
     let window = if all_at_once { "0" } else { "10s" };
-    let mut cluster = Cluster::start_with(3, &[("DRAIN_WINDOW", window)]).await;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cluster = Cluster::start_with(3, &[("DRAIN_WINDOW", window)]).await;
+    let root = repo();
     assert!(
         root.join("tests/js/node_modules/socket.io-client").exists(),
         "socket.io-client is required: (cd tests/js && npm ci)"
     );
     let mut crowd = tokio::process::Command::new("node")
         .arg("tests/js/drain.mjs")
-        .current_dir(root)
+        .current_dir(&root)
         .env("CYBERHUB_URL", cluster.nginx_url())
         .env("SOCKETS", sockets.to_string())
         .stdin(Stdio::piped())
@@ -47,15 +46,20 @@ async fn a_sigtermed_replica_drains_over_its_window_and_every_socket_reconnects_
     let on_drained = cluster.health(0).await["clients"].as_i64().unwrap();
     assert!(on_drained >= sockets as i64 / 6, "nginx spread the sockets: {on_drained} on the first replica");
 
+    // cluster.sh stop-replica: SIGTERM, then it waits for the exit (SIGKILL after 20 s).
     let started = Instant::now();
-    cluster.signal_replica(0, "TERM");
-    if !all_at_once {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let ready = cluster.http.get(format!("{}/ready", cluster.replica_url(0))).send().await.unwrap();
-        assert_eq!(ready.status(), 503, "a draining replica is not ready");
-    }
-    let code = cluster.wait_replica_exit(0, Duration::from_secs(25)).await;
-    let exited_after = started.elapsed();
+    let stop = async {
+        let code = cluster.stop_replica(0).await;
+        (code, started.elapsed())
+    };
+    let meanwhile = async {
+        if !all_at_once {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let ready = cluster.http.get(format!("{}/ready", cluster.replica_url(0))).send().await.unwrap();
+            assert_eq!(ready.status(), 503, "a draining replica is not ready");
+        }
+    };
+    let ((code, exited_after), ()) = tokio::join!(stop, meanwhile);
     assert_eq!(code, Some(0), "the drained replica exits cleanly");
 
     let summary: Value = serde_json::from_str(&next_line().await).unwrap();

@@ -1,0 +1,47 @@
+//! The official npm `socket.io-client` (tests/js), run by node against a server.
+
+use super::{repo, JWT_SECRET, WEBHOOK_SECRET};
+
+/// Runs the npm `socket.io-client` suite (tests/js) against `base`, over websocket and polling,
+/// installing its node_modules on first use. Returns its output; fails the test if it failed.
+pub async fn run_socket_io_client_suite(base: &str) -> String {
+    run_node_tests(base, "tests/js/", &[]).await
+}
+
+/// Runs `node --test <target>` with the test secrets, `CYBERHUB_URL=base` and `env`; the npm
+/// packages are installed with `npm ci` on first use.
+pub async fn run_node_tests(base: &str, target: &str, env: &[(&str, &str)]) -> String {
+    use std::process::Command;
+    let root = repo();
+    let js = root.join("tests/js");
+    if !js.join("node_modules/socket.io-client").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&js)
+            .status()
+            .expect("npm is installed (Node.js is required for this test)");
+        assert!(status.success(), "npm ci failed in {}", js.display());
+    }
+    let base = base.to_string();
+    let target = target.to_string();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .args(["--test", "--test-reporter=spec", &target])
+            .current_dir(root)
+            .envs(env)
+            .env("CYBERHUB_URL", base)
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    println!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the socket.io-client suite failed");
+    assert!(stdout.contains("websocket") && stdout.contains("polling"), "both transports ran");
+    assert!(!stdout.contains("Session ID unknown"));
+    stdout
+}
