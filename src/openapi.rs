@@ -73,9 +73,35 @@ pub fn to_json() -> String {
     };
     doc["components"]["schemas"].as_object_mut().expect("the document has schemas").extend(socket_schemas);
     doc["x-socketio"] = fragment["x-socketio"].clone();
+    camel_case_links(&mut doc);
     let mut text = serde_json::to_string_pretty(&doc).expect("the document serializes");
     text.push('\n');
     text
+}
+
+/// utoipa 5 writes a Link's fields as `operation_id`, `operation_ref`, `request_body`; the
+/// specification (and every tool reading links) spells them in camelCase.
+fn camel_case_links(doc: &mut Value) {
+    let links = doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links")?.as_object_mut())
+        .flat_map(|links| links.values_mut())
+        .filter_map(Value::as_object_mut);
+    for link in links {
+        for (from, to) in
+            [("operation_id", "operationId"), ("operation_ref", "operationRef"), ("request_body", "requestBody")]
+        {
+            if let Some(value) = link.remove(from) {
+                link.insert(to.to_string(), value);
+            }
+        }
+    }
 }
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {

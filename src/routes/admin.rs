@@ -305,7 +305,11 @@ pub struct Transactions {
     security(("bearerAuth" = [])),
     params(("id" = Uuid, Path, description = "The user id (a token's `sub`)."), VersionPageQuery),
     responses(
-        (status = 200, description = "One page of the ledger.", body = Success<Transactions>),
+        (status = 200, description = "One page of the ledger.", body = Success<Transactions>,
+            links(("nextPage" = (operation_id = "listUserTransactions", parameters(
+                ("cursor" = "$response.body#/nextCursor"), ("limit" = "$request.query.limit"), ("id" = "$request.path.id")
+            ))))
+        ),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         Admin,

@@ -199,7 +199,9 @@ pub struct History {
     security(("bearerAuth" = [])),
     params(PageQuery),
     responses(
-        (status = 200, description = "One page of seed pairs.", body = Success<History>),
+        (status = 200, description = "One page of seed pairs.", body = Success<History>,
+            links(("nextPage" = (operation_id = "getFairHistory", parameters(("cursor" = "$response.body#/nextCursor"), ("limit" = "$request.query.limit")))))
+        ),
         (status = 400, response = BadRequest),
         Player,
     )

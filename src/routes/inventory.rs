@@ -57,7 +57,11 @@ pub struct InventoryPage {
     security(("bearerAuth" = [])),
     params(PageQuery, StatusFilter),
     responses(
-        (status = 200, description = "One page of the caller's items.", body = Success<InventoryPage>),
+        (status = 200, description = "One page of the caller's items.", body = Success<InventoryPage>,
+            links(("nextPage" = (operation_id = "listInventory", parameters(
+                ("cursor" = "$response.body#/nextCursor"), ("limit" = "$request.query.limit"), ("status" = "$request.query.status")
+            ))))
+        ),
         (status = 400, response = BadRequest),
         Player,
     )
