@@ -272,7 +272,14 @@ mod tests {
         assert!(bad.validate().unwrap_err().starts_with("name"));
         assert!(serde_json::from_str::<ItemDraft>(r#"{"name":"a","rarity":"r","kind":"gem","value":1,"weight":1}"#)
             .is_err());
-        assert!(serde_json::from_str::<ItemDraft>(r#"{"name":"a","rarity":"r","kind":"skin","value":1,"weight":1.5}"#)
-            .is_err());
+        let weight = |w: &str| {
+            let json = format!(r#"{{"name":"a","rarity":"r","kind":"skin","value":1,"weight":{w}}}"#);
+            serde_json::from_str::<ItemDraft>(&json).map(|item| item.weight).map_err(|e| e.to_string())
+        };
+        assert_eq!(weight("3"), Ok(3));
+        assert_eq!(weight("999999.0"), Ok(999_999), "JSON Schema's integer includes integer-valued floats");
+        for bad in ["1.5", "-1", "\"3\"", "null", "4294967296", "1e100"] {
+            assert!(weight(bad).unwrap_err().contains("a whole number from 1 to 1000000"), "{bad}");
+        }
     }
 }
