@@ -33,13 +33,14 @@ fn reason(text: Option<String>) -> Result<Option<String>, ApiError> {
     Ok(text.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()))
 }
 
+/// Create a case
+///
 /// Emits `cases:updated` to every socket.
 #[utoipa::path(
     post,
     path = "/api/admin/cases",
     operation_id = "createCase",
     tag = "Admin",
-    summary = "Create a case",
     security(("bearerAuth" = [])),
     request_body = CaseDraft,
     responses(
@@ -59,6 +60,8 @@ pub async fn create_case(
     Ok(Created(Success::new(CaseBody::new(case))))
 }
 
+/// Replace a case
+///
 /// Replaces the name, image, price and items. Inventories keep the items already won, and each
 /// open's fair record keeps the case as it was. Emits `cases:updated`.
 #[utoipa::path(
@@ -66,7 +69,6 @@ pub async fn create_case(
     path = "/api/admin/cases/{id}",
     operation_id = "replaceCase",
     tag = "Admin",
-    summary = "Replace a case",
     security(("bearerAuth" = [])),
     params(("id" = Uuid, Path, description = "The case id.")),
     request_body = CaseDraft,
@@ -94,13 +96,14 @@ pub async fn update_case(
 #[schema(as = SuccessResponse)]
 pub struct Done {}
 
+/// Delete a case
+///
 /// Soft delete: the case leaves the catalogue, inventories keep their items. Emits `cases:updated`.
 #[utoipa::path(
     delete,
     path = "/api/admin/cases/{id}",
     operation_id = "deleteCase",
     tag = "Admin",
-    summary = "Delete a case",
     security(("bearerAuth" = [])),
     params(("id" = Uuid, Path, description = "The case id.")),
     responses(
@@ -128,13 +131,14 @@ pub struct ItemsRequest {
     items: Vec<ItemDraft>,
 }
 
+/// Replace a case's items
+///
 /// Emits `cases:updated`.
 #[utoipa::path(
     patch,
     path = "/api/admin/cases/{id}/items",
     operation_id = "replaceCaseItems",
     tag = "Admin",
-    summary = "Replace a case's items",
     security(("bearerAuth" = [])),
     params(("id" = Uuid, Path, description = "The case id.")),
     request_body = ItemsRequest,
@@ -163,13 +167,14 @@ pub struct PriceRequest {
     price: Amount,
 }
 
+/// Change a case's price
+///
 /// Emits `cases:updated`.
 #[utoipa::path(
     put,
     path = "/api/admin/cases/{id}/price",
     operation_id = "setCasePrice",
     tag = "Admin",
-    summary = "Change a case's price",
     security(("bearerAuth" = [])),
     params(("id" = Uuid, Path, description = "The case id.")),
     request_body = PriceRequest,
@@ -217,6 +222,8 @@ pub struct BalanceBody {
     balance_version: i64,
 }
 
+/// Credit a user's balance
+///
 /// Credits a known user (404 for one never seen) with a ledger row of kind `admin_add`. Emits
 /// `balance:updated:<userId>`.
 #[utoipa::path(
@@ -224,7 +231,6 @@ pub struct BalanceBody {
     path = "/api/admin/balance/add",
     operation_id = "addBalance",
     tag = "Admin",
-    summary = "Credit a user's balance",
     security(("bearerAuth" = [])),
     request_body = BalanceRequest,
     responses(
@@ -242,6 +248,8 @@ pub async fn add_balance(
     adjust(state, admin, body, true).await
 }
 
+/// Debit a user's balance
+///
 /// Debits a known user with a ledger row of kind `admin_subtract`; never below 0 (422, nothing
 /// changes). Emits `balance:updated:<userId>`.
 #[utoipa::path(
@@ -249,7 +257,6 @@ pub async fn add_balance(
     path = "/api/admin/balance/subtract",
     operation_id = "subtractBalance",
     tag = "Admin",
-    summary = "Debit a user's balance",
     security(("bearerAuth" = [])),
     request_body = BalanceRequest,
     responses(
@@ -295,13 +302,14 @@ pub struct Transactions {
     next_cursor: Option<String>,
 }
 
+/// A user's ledger
+///
 /// The user's ledger, newest first.
 #[utoipa::path(
     get,
     path = "/api/admin/users/{id}/transactions",
     operation_id = "listUserTransactions",
     tag = "Admin",
-    summary = "A user's ledger",
     security(("bearerAuth" = [])),
     params(("id" = Uuid, Path, description = "The user id (a token's `sub`)."), VersionPageQuery),
     responses(
@@ -336,6 +344,8 @@ pub struct Disconnected {
     disconnected: usize,
 }
 
+/// Kick a user's sockets
+///
 /// Every socket of the user, on every replica, gets `session:ended { reason: "kicked" }` and is
 /// disconnected. The player may reconnect at once (block them to keep them out).
 #[utoipa::path(
@@ -343,7 +353,6 @@ pub struct Disconnected {
     path = "/api/admin/users/{id}/disconnect",
     operation_id = "disconnectUser",
     tag = "Admin",
-    summary = "Kick a user's sockets",
     security(("bearerAuth" = [])),
     params(("id" = Uuid, Path, description = "The user id (a token's `sub`).")),
     responses(
@@ -413,6 +422,8 @@ pub struct UserBody {
     user: UserView,
 }
 
+/// Block or unblock a user
+///
 /// A blocked player's authenticated HTTP calls answer 403 `blocked`, socket connects are refused
 /// with `blocked`, and live sockets on every replica get `session:ended { reason: "blocked" }`.
 /// Payments are still credited. An admin cannot block their own account (409 `cannot_block_self`):
@@ -422,7 +433,6 @@ pub struct UserBody {
     path = "/api/admin/users/{id}/block",
     operation_id = "blockUser",
     tag = "Admin",
-    summary = "Block or unblock a user",
     security(("bearerAuth" = [])),
     params(("id" = Uuid, Path, description = "The user id (a token's `sub`).")),
     request_body = BlockRequest,
@@ -450,13 +460,14 @@ pub async fn set_blocked(
     Ok(Success::new(UserBody { user: user.into() }))
 }
 
+/// A user's balance and block state
+///
 /// Balance and block state.
 #[utoipa::path(
     get,
     path = "/api/admin/users/{id}",
     operation_id = "getUser",
     tag = "Admin",
-    summary = "A user's balance and block state",
     security(("bearerAuth" = [])),
     params(("id" = Uuid, Path, description = "The user id (a token's `sub`).")),
     responses(
@@ -504,6 +515,8 @@ pub struct Online {
     replicas: Vec<Replica>,
 }
 
+/// Who is online
+///
 /// Sockets and distinct users, cluster-wide and per replica (from the snapshots replicas refresh
 /// in Redis every 2 s; a single node answers from its own sockets).
 #[utoipa::path(
@@ -511,7 +524,6 @@ pub struct Online {
     path = "/api/admin/online",
     operation_id = "whoIsOnline",
     tag = "Admin",
-    summary = "Who is online",
     security(("bearerAuth" = [])),
     responses((status = 200, description = "The counts.", body = Success<Online>), Admin)
 )]
@@ -567,13 +579,14 @@ pub struct Sessions {
     sessions: Vec<Session>,
 }
 
+/// A user's live sockets
+///
 /// The user's live sockets on every replica.
 #[utoipa::path(
     get,
     path = "/api/admin/users/{id}/sessions",
     operation_id = "userSessions",
     tag = "Admin",
-    summary = "A user's live sockets",
     security(("bearerAuth" = [])),
     params(("id" = Uuid, Path, description = "The user id (a token's `sub`).")),
     responses(

@@ -19,13 +19,14 @@ pub struct CaseList {
     cases: Vec<Case>,
 }
 
+/// List the active cases
+///
 /// The public catalogue. Not paged: only admins add to it.
 #[utoipa::path(
     get,
     path = "/api/cases",
     operation_id = "listCases",
     tag = "Cases",
-    summary = "List the active cases",
     responses((status = 200, description = "The catalogue.", body = Success<CaseList>), Anonymous)
 )]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Success<CaseList>> {
@@ -45,12 +46,12 @@ impl CaseBody {
     }
 }
 
+/// One active case
 #[utoipa::path(
     get,
     path = "/api/cases/{id}",
     operation_id = "getCase",
     tag = "Cases",
-    summary = "One active case",
     params(("id" = Uuid, Path, description = "The case id.")),
     responses(
         (status = 200, description = "The case.", body = Success<CaseBody>),
@@ -88,6 +89,8 @@ pub struct Opened {
     fair: FairProof,
 }
 
+/// Open a case
+///
 /// Debits the case price, draws an item with the caller's provably fair seed pair (advancing its
 /// nonce) and adds the item to the caller's inventory with status `owned`, in one transaction.
 /// Emits `balance:updated:<userId>` and `inventory:updated:<userId>`. Rate limited per user.
@@ -96,7 +99,6 @@ pub struct Opened {
     path = "/api/cases/open",
     operation_id = "openCase",
     tag = "Cases",
-    summary = "Open a case",
     security(("bearerAuth" = [])),
     request_body = OpenRequest,
     responses(

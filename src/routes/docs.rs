@@ -20,13 +20,14 @@ pub const DOCS_PATH: &str = "/api/docs";
 
 static DOCUMENT: LazyLock<String> = LazyLock::new(crate::openapi::to_json);
 
+/// This OpenAPI document
+///
 /// This document, generated from the code (the same bytes as `docs/openapi.json`).
 #[utoipa::path(
     get,
     path = "/api/openapi.json",
     operation_id = "getOpenApi",
     tag = "System",
-    summary = "This OpenAPI document",
     responses(
         (status = 200, description = "The OpenAPI 3.1 document.", body = Object, content_type = "application/json"),
         Anonymous,

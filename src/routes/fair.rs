@@ -45,12 +45,12 @@ impl From<ActivePair> for Active {
     }
 }
 
+/// The caller's active seed pair
 #[utoipa::path(
     get,
     path = "/api/fair",
     operation_id = "getFairState",
     tag = "Provably fair",
-    summary = "The caller's active seed pair",
     security(("bearerAuth" = [])),
     responses((status = 200, description = "The active pair.", body = Success<Active>), Player)
 )]
@@ -103,6 +103,8 @@ pub struct Rotation {
     current: Active,
 }
 
+/// Choose a new client seed
+///
 /// Retires the active pair (revealing its server seed) and activates the committed next seed
 /// with this client seed and nonce 0. Shares a per-user rate limit with `POST /api/fair/rotate`.
 #[utoipa::path(
@@ -110,7 +112,6 @@ pub struct Rotation {
     path = "/api/fair/client-seed",
     operation_id = "setClientSeed",
     tag = "Provably fair",
-    summary = "Choose a new client seed",
     security(("bearerAuth" = [])),
     request_body = ClientSeedRequest,
     responses(
@@ -129,6 +130,8 @@ pub async fn set_client_seed(
     rotated(&state, identity.user_id, Some(body.client_seed)).await
 }
 
+/// Reveal the server seed and start a new pair
+///
 /// Retires the active pair (revealing its server seed) and activates the committed next seed
 /// with the same client seed and nonce 0. Rate limited per user.
 #[utoipa::path(
@@ -136,7 +139,6 @@ pub async fn set_client_seed(
     path = "/api/fair/rotate",
     operation_id = "rotateServerSeed",
     tag = "Provably fair",
-    summary = "Reveal the server seed and start a new pair",
     security(("bearerAuth" = [])),
     responses((status = 200, description = "The pair was rotated.", body = Success<Rotation>), Player)
 )]
@@ -190,12 +192,12 @@ pub struct History {
     next_cursor: Option<String>,
 }
 
+/// The caller's seed pairs, newest first
 #[utoipa::path(
     get,
     path = "/api/fair/history",
     operation_id = "getFairHistory",
     tag = "Provably fair",
-    summary = "The caller's seed pairs, newest first",
     security(("bearerAuth" = [])),
     params(PageQuery),
     responses(

@@ -63,13 +63,14 @@ pub struct Health {
     timestamp: DateTime<Utc>,
 }
 
+/// Liveness and connection counts
+///
 /// Liveness: answers whenever the process serves HTTP, whatever its dependencies do.
 #[utoipa::path(
     get,
     path = "/health",
     operation_id = "getHealth",
     tag = "System",
-    summary = "Liveness and connection counts",
     responses((status = 200, description = "The process is alive.", body = Health))
 )]
 pub async fn health(State(state): State<AppState>) -> Response {
@@ -116,15 +117,16 @@ pub struct Ready {
     redis: Option<Redis>,
 }
 
+/// Readiness for the load balancer
+///
 /// 200 when this replica can serve: the database answers and, in a cluster, Redis is connected
 /// (without it, events would reach only this replica's sockets). The database answer is cached
-/// for a second (`AppState::database_up`).
+/// for a second.
 #[utoipa::path(
     get,
     path = "/ready",
     operation_id = "getReady",
     tag = "System",
-    summary = "Readiness for the load balancer",
     responses(
         (status = 200, description = "Ready to serve.", body = Ready),
         (status = 503, description = "Not ready: the database does not answer, Redis is down in a cluster, or the replica is draining.", body = Ready,
@@ -149,13 +151,14 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     json_response(status, &body)
 }
 
+/// Prometheus metrics
+///
 /// Prometheus text format. Keep it inside: the nginx configuration does not expose it.
 #[utoipa::path(
     get,
     path = "/metrics",
     operation_id = "getMetrics",
     tag = "System",
-    summary = "Prometheus metrics",
     responses((status = 200, description = "Every metric of this replica.", body = String, content_type = "text/plain; version=0.0.4"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {

@@ -48,12 +48,12 @@ pub struct InventoryPage {
     next_cursor: Option<String>,
 }
 
+/// The caller's inventory, newest first
 #[utoipa::path(
     get,
     path = "/api/inventory",
     operation_id = "listInventory",
     tag = "Inventory",
-    summary = "The caller's inventory, newest first",
     security(("bearerAuth" = [])),
     params(PageQuery, StatusFilter),
     responses(
@@ -109,6 +109,8 @@ pub struct Claimed {
     credited: Cents,
 }
 
+/// Turn an owned item into balance
+///
 /// Credits the item's value to the caller's balance and marks the item `claimed`, in one
 /// transaction. Only an `owned` item of the caller can be claimed (else 409 `not_owned`); someone
 /// else's item is 404. Emits `balance:updated:<userId>` and `inventory:updated:<userId>`. Rate
@@ -118,7 +120,6 @@ pub struct Claimed {
     path = "/api/inventory/claim",
     operation_id = "claimItem",
     tag = "Inventory",
-    summary = "Turn an owned item into balance",
     security(("bearerAuth" = [])),
     request_body = ClaimRequest,
     responses(
@@ -166,6 +167,8 @@ pub struct EntryBody {
     item: InventoryEntry,
 }
 
+/// Change an inventory item's status
+///
 /// Moves an item along the withdrawal flow: `owned` → `withdraw_requested` → `delivered`, or
 /// `withdraw_requested` → `owned`. Any other move is 409 `invalid_transition`. Emits
 /// `inventory:updated:<userId>` to the owner.
@@ -174,7 +177,6 @@ pub struct EntryBody {
     path = "/api/inventory/{id}/status",
     operation_id = "setInventoryStatus",
     tag = "Admin",
-    summary = "Change an inventory item's status",
     security(("bearerAuth" = [])),
     params(("id" = Uuid, Path, description = "The inventory item id.")),
     request_body = StatusRequest,

@@ -37,13 +37,14 @@ pub struct Me {
     inventory_version: i64,
 }
 
+/// The caller's balance and versions
+///
 /// A user seen for the first time in a valid token is created with balance 0.
 #[utoipa::path(
     get,
     path = "/api/me",
     operation_id = "getMe",
     tag = "Account",
-    summary = "The caller's balance and versions",
     security(("bearerAuth" = [])),
     responses((status = 200, description = "The caller.", body = Success<MeBody>), Player)
 )]

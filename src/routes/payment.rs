@@ -96,6 +96,8 @@ pub fn signature_matches(secret: &[u8], body: &[u8], signature: &str) -> bool {
     mac.verify_slice(&expected).is_ok()
 }
 
+/// Payment provider webhook
+///
 /// Called by the payment provider, signed with `X-Signature` over the raw body. The first
 /// `success` for a `paymentId` credits the amount and emits `balance:updated:<userId>`; a repeat
 /// is answered 200 `duplicate: true` and changes nothing; another status is recorded and does not
@@ -106,7 +108,6 @@ pub fn signature_matches(secret: &[u8], body: &[u8], signature: &str) -> bool {
     path = "/api/payment/callback",
     operation_id = "paymentCallback",
     tag = "Payments",
-    summary = "Payment provider webhook",
     security(("paymentSignature" = [])),
     request_body = Notification,
     responses(
