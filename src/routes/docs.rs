@@ -16,7 +16,7 @@ use crate::openapi::Anonymous;
 use crate::state::AppState;
 
 /// Where Swagger UI lives (`/api/docs/`; without the slash it redirects there).
-pub const DOCS_PATH: &str = "/api/docs";
+const DOCS_PATH: &str = "/api/docs";
 
 static DOCUMENT: LazyLock<String> = LazyLock::new(crate::openapi::to_json);
 

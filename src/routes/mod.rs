@@ -13,9 +13,6 @@ mod me;
 mod page;
 mod payment;
 
-pub use docs::DOCS_PATH;
-pub use page::{TIME_CURSOR_PATTERN, VERSION_CURSOR_PATTERN};
-
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::StatusCode;

@@ -21,8 +21,10 @@ pub const MAX_LIMIT: u32 = 100;
 
 /// The documented `pattern`s of the two kinds of cursors (the `#[param]` attributes below must
 /// spell them as literals; a test holds them equal). Either admits the empty string: the first page.
-pub const TIME_CURSOR_PATTERN: &str = "^(743a(3[0-9]){1,11}2e(3[0-9]){9}2f(3[0-9]|6[1-6]){8}2d(3[0-9]|6[1-6]){4}2d(3[0-9]|6[1-6]){4}2d(3[0-9]|6[1-6]){4}2d(3[0-9]|6[1-6]){12})?$";
-pub const VERSION_CURSOR_PATTERN: &str = "^(763a3[1-9](3[0-9]){0,17})?$";
+#[cfg(test)]
+const TIME_CURSOR_PATTERN: &str = "^(743a(3[0-9]){1,11}2e(3[0-9]){9}2f(3[0-9]|6[1-6]){8}2d(3[0-9]|6[1-6]){4}2d(3[0-9]|6[1-6]){4}2d(3[0-9]|6[1-6]){4}2d(3[0-9]|6[1-6]){12})?$";
+#[cfg(test)]
+const VERSION_CURSOR_PATTERN: &str = "^(763a3[1-9](3[0-9]){0,17})?$";
 
 /// `limit` and `cursor` of a list ordered by time (the inventory, the seed pair history).
 #[derive(Deserialize, IntoParams)]
