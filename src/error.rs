@@ -5,7 +5,8 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::store::{Entity, StoreError, UnavailableCause};
 
@@ -78,9 +79,23 @@ impl ApiError {
     }
 }
 
+/// The envelope of every error answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error, examples(json!({ "success": false, "error": "insufficient balance", "code": "insufficient_balance" })))]
+pub struct ErrorBody<'a> {
+    #[schema(inline)]
+    success: crate::routes::False,
+    /// A message for logs and developers; branch on `code`, not on this.
+    error: &'a str,
+    /// A stable snake_case code, listed per status in this document.
+    #[schema(pattern = "^[a-z][a-z0-9_]*$")]
+    code: &'a str,
+}
+
 /// The envelope for a status that has no richer error (the fallback 404, 405).
 pub fn envelope(status: StatusCode, code: &'static str, message: &str) -> Response {
-    (status, axum::Json(json!({ "success": false, "error": message, "code": code }))).into_response()
+    let body = ErrorBody { success: crate::routes::False, error: message, code };
+    crate::routes::json_response(status, &body)
 }
 
 /// What a 503 asks clients to wait: long enough for a restart or failover to make progress,

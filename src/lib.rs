@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod money;
 pub mod online;
+pub mod openapi;
 pub mod rate_limit;
 pub mod realtime;
 pub mod routes;

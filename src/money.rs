@@ -148,6 +148,99 @@ impl<'de> Deserialize<'de> for NonNegative {
     }
 }
 
+/// How money looks in the OpenAPI document: a JSON number in major units with at most 2 decimals.
+/// One schema per meaning, so a reader sees the range each field really has.
+mod schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{RefOr, Schema};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{Amount, Cents, NonNegative, MAX_CENTS};
+
+    const MAX_MAJOR: f64 = MAX_CENTS as f64 / 100.0;
+    const FORMAT_NOTE: &str = "A JSON **number** in major units with at most 2 decimals (`12.5` means 12.50). \
+        Strings, `null`, exponent notation (`1e2`) and a non-zero third decimal (`1.001`) are refused with 400. \
+        `multipleOf` is meant in exact decimal arithmetic, as JSON Schema defines it; validators that divide \
+        in binary floating point may wrongly refuse amounts such as `0.07` (with Ajv, set `multipleOfPrecision: 2`).";
+
+    fn money(description: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .multiple_of(Some(0.01))
+            .description(Some(format!("{description} {FORMAT_NOTE}")))
+    }
+
+    impl PartialSchema for Amount {
+        fn schema() -> RefOr<Schema> {
+            money("A strictly positive amount of money (price, top-up, deduction, payment), 0.01 to 100000000.00.")
+                .exclusive_minimum(Some(0))
+                .maximum(Some(MAX_MAJOR))
+                .examples([12.5, 1.0, 0.5])
+                .into()
+        }
+    }
+
+    impl ToSchema for Amount {
+        fn name() -> std::borrow::Cow<'static, str> {
+            "Money".into()
+        }
+    }
+
+    impl PartialSchema for NonNegative {
+        fn schema() -> RefOr<Schema> {
+            money(
+                "An item's cash value, 0 to 100000000.00; unlike `Money` it may be `0` (a skin worth nothing in cash).",
+            )
+            .minimum(Some(0))
+            .maximum(Some(MAX_MAJOR))
+            .examples([0.5, 0.0])
+            .into()
+        }
+    }
+
+    impl ToSchema for NonNegative {
+        fn name() -> std::borrow::Cow<'static, str> {
+            "ItemValue".into()
+        }
+    }
+
+    /// A signed ledger amount: positive for credits, negative for debits.
+    impl PartialSchema for Cents {
+        fn schema() -> RefOr<Schema> {
+            money("A signed ledger amount: positive for credits, negative for debits.")
+                .minimum(Some(-MAX_MAJOR))
+                .maximum(Some(MAX_MAJOR))
+                .examples([7.25, -1.0])
+                .into()
+        }
+    }
+
+    impl ToSchema for Cents {
+        fn name() -> std::borrow::Cow<'static, str> {
+            "SignedMoney".into()
+        }
+    }
+
+    /// Only names a schema: a user's balance is `Cents` in the code, never negative on the wire.
+    pub struct Balance;
+
+    impl PartialSchema for Balance {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .multiple_of(Some(0.01))
+                .minimum(Some(0))
+                .description(Some("A user's balance in major units with at most 2 decimals. Never negative."))
+                .examples([2.5, 0.0])
+                .into()
+        }
+    }
+
+    impl ToSchema for Balance {}
+}
+
+pub use schema::Balance;
+
 #[cfg(test)]
 mod tests {
     use super::*;

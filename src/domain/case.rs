@@ -1,9 +1,11 @@
-use serde::{Deserialize, Serialize};
+use serde::{de, Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::money::{Amount, Cents, NonNegative};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `money`: a cash prize, claimable into the balance; `skin`: an item that can also be withdrawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ItemKind {
     Money,
@@ -27,25 +29,58 @@ impl ItemKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One prize of a case.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[schema(examples(json!({
+    "id": "1d0e8f2b-4c3a-4d6e-9f70-8b9c0d1e2f3a", "name": "AK-47 | Redline",
+    "image": "https://cdn.example.com/items/ak-redline.png", "rarity": "classified", "kind": "skin",
+    "value": 12.5, "weight": 1, "chance": 25.0
+})))]
 pub struct Item {
     pub id: Uuid,
+    #[schema(examples("AK-47 | Redline"))]
     pub name: String,
+    /// Image URL; may be the empty string.
     pub image: String,
+    #[schema(examples("classified"))]
     pub rarity: String,
     pub kind: ItemKind,
+    #[schema(value_type = NonNegative)]
     pub value: Cents,
+    /// Relative drop weight inside its case.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub weight: u32,
-    /// Percent, 2 decimals; derived from the weights of the case the item belongs to.
+    /// Drop chance in percent, `weight / Σ weights × 100`, rounded to 2 decimals (display only;
+    /// the draw uses the integer weights).
+    #[schema(minimum = 0, maximum = 100, multiple_of = 0.01)]
     pub chance: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// An active (not deleted) case.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[schema(examples(json!({
+    "id": "5b0f2a9e-8c1d-4f3e-9a77-2d6c1e0b4a10", "name": "Starter case",
+    "image": "https://cdn.example.com/cases/starter.png", "price": 1.0,
+    "items": [
+        { "id": "0c9d7e1a-3b2f-4c5d-8e6f-7a8b9c0d1e2f", "name": "Half a coin",
+          "image": "https://cdn.example.com/items/coin.png", "rarity": "common", "kind": "money",
+          "value": 0.5, "weight": 3, "chance": 75.0 },
+        { "id": "1d0e8f2b-4c3a-4d6e-9f70-8b9c0d1e2f3a", "name": "AK-47 | Redline",
+          "image": "https://cdn.example.com/items/ak-redline.png", "rarity": "classified",
+          "kind": "skin", "value": 12.5, "weight": 1, "chance": 25.0 }
+    ]
+})))]
 pub struct Case {
     pub id: Uuid,
+    #[schema(examples("Starter case"))]
     pub name: String,
+    /// Image URL; may be the empty string.
     pub image: String,
+    /// Price of one opening.
+    #[schema(value_type = Amount)]
     pub price: Cents,
+    /// The case's items, in pick order.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<Item>,
 }
 
@@ -75,25 +110,93 @@ pub fn chance_percent(weight: u32, total: u64) -> f64 {
 pub const MAX_ITEMS: usize = 100;
 pub const MAX_WEIGHT: u32 = 1_000_000;
 
-/// The body of `POST /api/admin/cases` and `PUT /api/admin/cases/:id`.
-#[derive(Clone, Debug, Deserialize)]
+/// Full definition of a case (create or replace): the body of `POST /api/admin/cases` and
+/// `PUT /api/admin/cases/{id}`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = CaseInput, examples(json!({
+    "name": "Starter case", "image": "https://cdn.example.com/cases/starter.png", "price": 1.0,
+    "items": [
+        { "name": "Half a coin", "image": "https://cdn.example.com/items/coin.png", "rarity": "common",
+          "kind": "money", "value": 0.5, "weight": 3 },
+        { "name": "AK-47 | Redline", "image": "https://cdn.example.com/items/ak-redline.png",
+          "rarity": "classified", "kind": "skin", "value": 12.5, "weight": 1 }
+    ]
+})))]
 pub struct CaseDraft {
+    // The `pattern` of the names and the rarity: at least one character that `str::trim` keeps,
+    // Rust's `White_Space` set spelled out (a regex `\S` differs between dialects, e.g. on
+    // U+001C–U+001F, which Python counts as space and Rust does not).
+    /// 1 to 100 characters, not only white space.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub name: String,
+    /// Image URL; may be empty or left out.
     #[serde(default)]
+    #[schema(max_length = 2048, default = "")]
     pub image: String,
     pub price: Amount,
+    /// 1 to 100 items; their order is the pick order.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<ItemDraft>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+/// An item as an admin defines it; the server assigns `id` and computes `chance`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[schema(as = ItemInput)]
 pub struct ItemDraft {
+    /// 1 to 100 characters, not only white space.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub name: String,
+    /// Image URL; may be empty or left out.
     #[serde(default)]
+    #[schema(max_length = 2048, default = "")]
     pub image: String,
+    /// 1 to 32 characters, not only white space.
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub rarity: String,
     pub kind: ItemKind,
     pub value: NonNegative,
+    /// Relative drop weight, a whole number (`3` or `3.0`) from 1 to 1000000.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub weight: u32,
+}
+
+/// A JSON number with no fractional part, in `u32`: JSON Schema's `integer` includes `3.0`, and
+/// so do clients that compute weights in floating point.
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    struct Whole;
+    impl de::Visitor<'_> for Whole {
+        type Value = u32;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a whole number from 1 to {MAX_WEIGHT}")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<u32, E> {
+            if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) {
+                Ok(v as u32)
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    d.deserialize_any(Whole)
 }
 
 impl CaseDraft {
@@ -169,7 +272,14 @@ mod tests {
         assert!(bad.validate().unwrap_err().starts_with("name"));
         assert!(serde_json::from_str::<ItemDraft>(r#"{"name":"a","rarity":"r","kind":"gem","value":1,"weight":1}"#)
             .is_err());
-        assert!(serde_json::from_str::<ItemDraft>(r#"{"name":"a","rarity":"r","kind":"skin","value":1,"weight":1.5}"#)
-            .is_err());
+        let weight = |w: &str| {
+            let json = format!(r#"{{"name":"a","rarity":"r","kind":"skin","value":1,"weight":{w}}}"#);
+            serde_json::from_str::<ItemDraft>(&json).map(|item| item.weight).map_err(|e| e.to_string())
+        };
+        assert_eq!(weight("3"), Ok(3));
+        assert_eq!(weight("999999.0"), Ok(999_999), "JSON Schema's integer includes integer-valued floats");
+        for bad in ["1.5", "-1", "\"3\"", "null", "4294967296", "1e100"] {
+            assert!(weight(bad).unwrap_err().contains("a whole number from 1 to 1000000"), "{bad}");
+        }
     }
 }

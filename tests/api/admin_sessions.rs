@@ -169,3 +169,25 @@ async fn who_is_online_on_a_single_node() {
     .await;
     app.cleanup().await;
 }
+
+/// An admin who blocked their own account could not unblock it (every call of theirs would answer
+/// 403 `blocked`), so the block is refused; a `reason` counts the characters sent, as the
+/// contract's `maxLength` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_cannot_block_themselves() {
+    let app = &crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let admin = Some(app.admin.token.as_str());
+    app.get("/api/me", admin).await.expect(200);
+    let own = format!("/api/admin/users/{}/block", app.admin.id);
+    app.put(&own, admin, json!({ "blocked": true })).await.expect_error(409, "cannot_block_self");
+    assert_eq!(app.put(&own, admin, json!({ "blocked": false })).await.expect(200)["user"]["blocked"], json!(false));
+    app.get("/api/me", admin).await.expect(200);
+
+    let alice = app.known_user().await;
+    let path = format!("/api/admin/users/{}/block", alice.id);
+    let padded = format!("{}  ", "x".repeat(199));
+    app.put(&path, admin, json!({ "blocked": true, "reason": padded })).await.expect_error(400, "invalid_body");
+    let answer = app.put(&path, admin, json!({ "blocked": true, "reason": null })).await;
+    assert_eq!(answer.expect(200)["user"]["blockedReason"], json!(null));
+    app.cleanup().await;
+}
