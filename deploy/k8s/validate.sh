@@ -12,6 +12,9 @@ cd "$(dirname "$0")"
 # The oldest and the newest release the manifests are checked against; move both as clusters move.
 VERSIONS=(1.30.0 1.37.0)
 
+# Where .ci/services.sh puts it when pip may not install system-wide.
+venv=../../target/python-tools/bin
+if [ -x "$venv/kubernetes-validate" ]; then PATH="$PWD/$venv:$PATH"; fi
 if ! command -v kubernetes-validate >/dev/null; then
     echo "validate.sh: kubernetes-validate is not installed (pip install kubernetes-validate; ./test installs it)" >&2
     exit 2
