@@ -396,6 +396,9 @@ fn k8s_deployment_drains_before_it_is_killed_and_runs_locked_down() {
     assert_eq!(service["spec"]["ports"][0]["targetPort"].as_str(), Some(port_name));
     let pdb = k8s(&resources, "PodDisruptionBudget", "cyberhub");
     assert!(selects(&pdb["spec"]["selector"]["matchLabels"]));
+    let policy = k8s(&resources, "NetworkPolicy", "cyberhub");
+    assert!(selects(&policy["spec"]["podSelector"]["matchLabels"]));
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"].as_str(), Some(port_name));
     let hpa = k8s(&resources, "HorizontalPodAutoscaler", "cyberhub");
     assert_eq!(hpa["spec"]["scaleTargetRef"]["name"].as_str(), Some("cyberhub"));
     let min = seconds(&hpa["spec"]["minReplicas"]);
