@@ -131,6 +131,9 @@ fn valid(message: &Message) -> bool {
     let event_ok = match &message.event {
         Some(Event::BalanceUpdated { balance, version, .. }) => *balance >= 0 && *version >= 0,
         Some(Event::InventoryUpdated { version, .. }) => version.is_none_or(|v| v >= 0),
+        Some(Event::PaymentCredited { payment_id, amount, .. }) => {
+            *amount > 0 && !payment_id.is_empty() && payment_id.chars().count() <= 128
+        }
         Some(Event::CasesUpdated | Event::UserKicked { .. } | Event::UserBlocked { .. }) | None => true,
     };
     origin_ok && event_ok
