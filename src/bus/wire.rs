@@ -174,6 +174,7 @@ mod tests {
             balance().event.unwrap(),
             Event::UserKicked { user_id: Uuid::new_v4() },
             Event::UserBlocked { user_id: Uuid::new_v4(), blocked: true },
+            Event::PaymentCredited { user_id: Uuid::new_v4(), payment_id: "p-1".into(), amount: 1250 },
         ]
         .map(Some)
         .into_iter()
@@ -187,6 +188,20 @@ mod tests {
         }
         let bye = Message { event: None, bye: true, ..balance() };
         assert_eq!(decode(&key(), encode(&key(), &bye).as_bytes()), Ok(bye));
+    }
+
+    /// A signed payment that no credit could have made (nothing, or over the 128 characters a
+    /// payment id may have) is malformed: it never reaches a console.
+    #[test]
+    fn impossible_payments_are_malformed() {
+        let user = Uuid::new_v4();
+        for (payment_id, amount) in
+            [("p".to_string(), 0), ("p".to_string(), -5), (String::new(), 100), ("p".repeat(129), 100)]
+        {
+            let message =
+                Message { event: Some(Event::PaymentCredited { user_id: user, payment_id, amount }), ..balance() };
+            assert_eq!(decode(&key(), encode(&key(), &message).as_bytes()), Err(Rejection::Malformed));
+        }
     }
 
     #[test]

@@ -192,7 +192,8 @@ async function loadCases() {
       await loadCases();
     }) } }, 'Delete');
     return h('tr', { 'data-case': c.id },
-      h('td', {}, c.name), h('td', {}, c.items.length),
+      h('td', {}, c.name),
+      h('td', { class: 'small' }, c.items.map((i) => `${i.name} ${Number(i.chance).toFixed(2)} %`).join(' · ')),
       h('td', { class: 'num', 'data-testid': 'case-price-shown' }, money(c.price)),
       h('td', {}, h('div', { class: 'row' }, price, h('button', { type: 'button', 'data-testid': 'price-set', on: { click: () => attempt('Price', async () => {
         await api('PUT', `/api/admin/cases/${c.id}/price`, { price: Number(price.value) });
