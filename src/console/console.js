@@ -85,7 +85,7 @@ async function signIn(candidate) {
   const payload = claims(candidate);
   if (!payload) return showSignIn('That is not a token.');
   if (payload.exp && payload.exp * 1000 < Date.now()) return showSignIn('This token has expired: make a new one.');
-  if (payload.role !== 'admin') return showSignIn('This is not an admin token: the console needs `cyberhub token --role admin`.');
+  if (payload.role !== 'admin') return showSignIn('This is not an admin token: the console needs one made by cyberhub token --role admin.');
   token = candidate;
   let me;
   try {

@@ -85,6 +85,7 @@ describe("the operators' console in chromium", () => {
     await textBecomes("[data-testid=signin-error]", (t) => t.includes("not an admin"), "a player token");
     assert.equal(await page.evaluate(() => location.hash), "", "the token left the address bar");
     assert.equal(await page.evaluate(() => sessionStorage.length), 0, "a refused token is not kept");
+    assert.equal(await page.$eval("#nav", (el) => el.offsetParent === null), true, "no navigation before sign-in");
     await shot("signin");
 
     const expired = token({ sub: admin.id, role: "admin", expiresIn: -60 });
