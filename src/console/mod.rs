@@ -278,23 +278,22 @@ async fn push_snapshots(state: AppState) {
         ticks += 1;
         let (local, local_users) = crate::online::local_summary(&state.io, &state.config.replica_id);
         let mut cluster_known = true;
-        let (replicas, users) = match state.bus.online().await {
-            None => (vec![local], local_users.len() as u64),
-            Some(answer) => {
-                if cluster.is_none() || ticks % CLUSTER_EVERY == 0 {
-                    match answer {
-                        Ok(online) => cluster = Some((online.replicas, online.users)),
-                        Err(()) => cluster = None,
-                    }
-                }
-                match &cluster {
-                    Some((replicas, users)) => (replicas.clone(), *users),
-                    None => {
-                        cluster_known = false;
-                        (vec![local], local_users.len() as u64)
-                    }
+        let (replicas, users) = if state.config.is_cluster() {
+            if cluster.is_none() || ticks % CLUSTER_EVERY == 0 {
+                cluster = match state.bus.online().await {
+                    Some(Ok(online)) => Some((online.replicas, online.users)),
+                    Some(Err(())) | None => None,
+                };
+            }
+            match &cluster {
+                Some((replicas, users)) => (replicas.clone(), *users),
+                None => {
+                    cluster_known = false;
+                    (vec![local], local_users.len() as u64)
                 }
             }
+        } else {
+            (vec![local], local_users.len() as u64)
         };
         let snapshot = Snapshot {
             replica: state.config.replica_id.clone(),

@@ -242,3 +242,45 @@ async fn the_console_works_in_a_real_browser() {
     assert!(output.contains("pass 6") && output.contains("fail 0"), "{output}");
     app.cleanup().await;
 }
+
+/// Console sockets are bounded like a player's: each takes a place under `MAX_SOCKETS_PER_USER`
+/// (and `MAX_SOCKETS_PER_IP`), and gives it back when it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sockets_count_against_the_socket_caps() {
+    let app = &spawn_app_with(Backend::Sqlite, &[("RATE_LIMITS", "on"), ("MAX_SOCKETS_PER_USER", "2")]).await;
+    let admin = Some(app.admin.token.as_str());
+    let first = console_socket(app, admin).await.expect("first");
+    let second = console_socket(app, admin).await.expect("second");
+    assert!(refusal(console_socket(app, admin).await).contains("too_many_connections"));
+    assert_eq!(app.metric("cyberhub_console_connects_total", &["too_many_connections"]).await, 1.0);
+    assert_eq!(app.metric("cyberhub_console_sockets", &[]).await, 2.0);
+    first.close().await;
+    let third = eventually(Duration::from_secs(5), "the place given back", || async {
+        console_socket(app, admin).await.map_err(|e| format!("{e:?}"))
+    })
+    .await;
+    third.close().await;
+    second.close().await;
+    app.cleanup().await;
+}
+
+/// A console socket ends when its admin token does (plus `TOKEN_EXPIRY_GRACE`), like a player's:
+/// the page then asks for a fresh token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_socket_ends_with_its_token() {
+    let app = &spawn_app_with(Backend::Sqlite, &[("TOKEN_EXPIRY_GRACE", "1s")]).await;
+    let short = app.token_with_ttl(app.admin.id, Role::Admin, Duration::from_secs(1));
+    let console = console_socket(app, Some(&short)).await.expect("a valid admin token connects");
+    assert_eq!(console.expect("session:ended").await, json!({ "reason": "token_expired" }));
+    console.expect("disconnect").await;
+    eventually(Duration::from_secs(5), "the console socket counted out", || async {
+        let sockets = app.metric("cyberhub_console_sockets", &[]).await;
+        if sockets == 0.0 {
+            Ok(())
+        } else {
+            Err(sockets)
+        }
+    })
+    .await;
+    app.cleanup().await;
+}
