@@ -10,6 +10,8 @@ use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admission::SocketSlot;
@@ -121,12 +123,22 @@ fn authenticate(socket: &SocketRef, handshake: Handshake, state: &AppState) -> R
 fn on_connect(socket: SocketRef, state: AppState) {
     state.metrics.admin_connects.with_label_values(&["accepted"]).inc();
     state.metrics.admin_sockets.inc();
-    let metrics = state.metrics.clone();
+    // Counted out exactly once, also when the client left before this handler ran (then the
+    // disconnect handler registered here is never called).
+    let counted = Arc::new(AtomicBool::new(true));
+    let (metrics, still_counted) = (state.metrics.clone(), counted.clone());
     socket.on_disconnect(move |socket: SocketRef| async move {
         socket.extensions.remove::<SocketSlot>();
         socket.extensions.remove::<Expiry>();
-        metrics.admin_sockets.dec();
+        if still_counted.swap(false, Ordering::SeqCst) {
+            metrics.admin_sockets.dec();
+        }
     });
+    if !socket.connected() && counted.swap(false, Ordering::SeqCst) {
+        socket.extensions.remove::<SocketSlot>();
+        socket.extensions.remove::<Expiry>();
+        state.metrics.admin_sockets.dec();
+    }
 }
 
 /// One replica's counts in the snapshot.
