@@ -389,6 +389,7 @@ async function route() {
   if (name === 'fair' && arg) {
     fairPlayer = arg;
     $('fair-player').textContent = arg;
+    $('fair-back').href = `#player/${arg}`;
     await attempt('Fairness history', () => loadFair(true));
   }
 }

@@ -160,6 +160,8 @@ describe("the operators' console in chromium", () => {
     }, WAIT, created.id);
     const edited = await find();
     assert.deepEqual(edited.items.map((i) => i.chance), [50, 50]);
+    // The list is drawn again after a save: wait for it before typing into it.
+    await textBecomes(`tr[data-case="${created.id}"]`, (t) => t.includes("Redline 50.00 %"), "the list after the edit");
 
     await setInput(`tr[data-case="${created.id}"] [data-testid=price-input]`, "2.50");
     await page.click(`tr[data-case="${created.id}"] [data-testid=price-set]`);
@@ -240,9 +242,12 @@ describe("the operators' console in chromium", () => {
     await textBecomes("[data-testid=player-blocked]", (t) => t === "allowed", "unblocked");
     await apiOk("GET", "/api/me", { token: player.token });
 
+    // A retired pair, so the history shows a revealed seed next to the active one.
+    await apiOk("POST", "/api/fair/rotate", { token: player.token, body: {} });
     await page.click("[data-testid=player-fair]");
     await page.waitForSelector("[data-testid=fair-list] tr td.mono", WAIT);
     assert.equal(await page.evaluate(() => location.hash), `#fair/${player.id}`);
+    assert.equal(await page.$$eval("[data-testid=fair-list] tr", (rows) => rows.length), 2, "the active pair and the retired one");
     await shot("fair");
   });
 
