@@ -251,9 +251,14 @@ describe("the operators' console in chromium", () => {
     await shot("fair");
   });
 
-  test("signing out forgets the token", { timeout: 30_000 }, async () => {
+  test("signing out forgets the token; a pasted one signs in again", { timeout: 30_000 }, async () => {
     await page.click("#signout");
     await page.waitForSelector("[data-testid=token-input]", { visible: true });
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    await setInput("[data-testid=token-input]", admin.token);
+    await page.click("[data-testid=signin]");
+    await textBecomes("[data-testid=live-state]", (t) => t === "live", "signed in with a pasted token");
+    await go("overview");
+    await textBecomes("[data-testid=bus]", (t) => t === "disabled", "the bus state of a single node");
   });
 });
