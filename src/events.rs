@@ -45,6 +45,8 @@ pub enum Event {
         payment_id: String,
         /// Cents.
         amount: i64,
+        /// When the credit committed.
+        at: chrono::DateTime<chrono::Utc>,
     },
 }
 
@@ -99,9 +101,8 @@ impl Event {
             Event::UserKicked { .. } | Event::UserBlocked { .. } => {
                 self.ends_sessions().map(|(_, reason)| json!({ "reason": reason.as_str() }))
             }
-            Event::PaymentCredited { user_id, payment_id, amount } => Some(json!({
-                "userId": user_id, "paymentId": payment_id, "amount": Cents(*amount),
-                "at": chrono::Utc::now(),
+            Event::PaymentCredited { user_id, payment_id, amount, at } => Some(json!({
+                "userId": user_id, "paymentId": payment_id, "amount": Cents(*amount), "at": at,
             })),
         }
     }
@@ -196,7 +197,12 @@ mod tests {
 
     #[test]
     fn payments_go_to_the_admin_namespace_only() {
-        let event = Event::PaymentCredited { user_id: Uuid::new_v4(), payment_id: "p-1".into(), amount: 1250 };
+        let event = Event::PaymentCredited {
+            user_id: Uuid::new_v4(),
+            payment_id: "p-1".into(),
+            amount: 1250,
+            at: chrono::Utc::now(),
+        };
         let envelope = Envelope::from(&event);
         assert!(envelope.admins, "never the players' namespace");
         assert_eq!(envelope.room, None);

@@ -142,6 +142,7 @@ fn valid(message: &Message) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
     use uuid::Uuid;
 
     fn key() -> Key {
@@ -174,7 +175,7 @@ mod tests {
             balance().event.unwrap(),
             Event::UserKicked { user_id: Uuid::new_v4() },
             Event::UserBlocked { user_id: Uuid::new_v4(), blocked: true },
-            Event::PaymentCredited { user_id: Uuid::new_v4(), payment_id: "p-1".into(), amount: 1250 },
+            Event::PaymentCredited { user_id: Uuid::new_v4(), payment_id: "p-1".into(), amount: 1250, at: Utc::now() },
         ]
         .map(Some)
         .into_iter()
@@ -198,8 +199,10 @@ mod tests {
         for (payment_id, amount) in
             [("p".to_string(), 0), ("p".to_string(), -5), (String::new(), 100), ("p".repeat(129), 100)]
         {
-            let message =
-                Message { event: Some(Event::PaymentCredited { user_id: user, payment_id, amount }), ..balance() };
+            let message = Message {
+                event: Some(Event::PaymentCredited { user_id: user, payment_id, amount, at: Utc::now() }),
+                ..balance()
+            };
             assert_eq!(decode(&key(), encode(&key(), &message).as_bytes()), Err(Rejection::Malformed));
         }
     }

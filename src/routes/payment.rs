@@ -166,6 +166,7 @@ pub async fn callback(
                 user_id: notice.user_id,
                 payment_id: notice.payment_id.clone(),
                 amount: notice.amount.as_i64(),
+                at: chrono::Utc::now(),
             };
             state.publish([Event::balance(notice.user_id, account), credited]).await;
             PaymentAnswer::Credited(PaymentCredited {
