@@ -223,7 +223,8 @@ describe("the operators' console in chromium", () => {
     await go(`player/${player.id}`);
     await textBecomes("[data-testid=player-balance]", (t) => t === "2.75", "the balance");
     await textBecomes("[data-testid=ledger]", (t) => t.includes("admin_add") && t.includes("tournament") && t.includes("case_open"), "the ledger");
-    assert.equal(await page.$$eval("[data-testid=inventory] tr", (rows) => rows.length), 3, "the inventory");
+    // The inventory loads beside the ledger, not after it.
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=inventory] tr:not(.empty)").length === 3, WAIT);
     await page.waitForSelector("[data-testid=sessions] tr[data-socket]", WAIT);
     assert.equal(await page.$$eval("[data-testid=sessions] tr[data-socket]", (rows) => rows.length), 1);
     await shot("player");
