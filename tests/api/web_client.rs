@@ -10,6 +10,6 @@ use crate::helpers::*;
 async fn cyberhub_client_on_a_single_node() {
     let app = spawn_app_with(Backend::Sqlite, &[("TOKEN_EXPIRY_GRACE", "1s")]).await;
     let suites = ["test/generated.test.mjs", "test/live.test.mjs", "test/browser/browser.test.mjs"];
-    run_web_client_tests(&app.base, &suites, 10, &[]).await;
+    run_web_client_tests(&app.base, &suites, 11, &[]).await;
     app.cleanup().await;
 }

@@ -57,6 +57,35 @@ test("the balance stays live through in-band refreshes of 3-second tokens, never
   assert.ok(refreshes.every((exp, i) => i === 0 || exp >= refreshes[i - 1]), `deadlines only move on: ${refreshes}`);
 });
 
+test("when a refresh is refused, the session ends token_expired and comes back with a fresh token", { timeout: 20_000 }, async () => {
+  const id = randomUUID();
+  // The handshake's token lives 2 s; every token before the session ends is signed with another
+  // key (refused by auth:refresh), every token after it is good.
+  let calls = 0;
+  let expired = false;
+  const client = open({
+    getToken: () => {
+      calls += 1;
+      if (calls === 1) return token({ sub: id, ttl: 2 });
+      return expired ? token({ sub: id }) : token({ sub: id, secret: "another-secret-0123456789abcdef" });
+    },
+    refreshLeewaySeconds: 1,
+  });
+  const shown = recordBalances(client);
+  const errors = [];
+  client.on("error", (err) => errors.push(err.message));
+  client.on("ended", ({ reason }) => (expired = reason === "token_expired"));
+  await connected(client);
+  const ended = await next(client, "ended", 8_000);
+  assert.deepEqual(ended, { reason: "token_expired", final: false });
+  assert.ok(errors.some((m) => m === "auth:refresh refused: unauthorized"), `the refusal was reported: ${errors}`);
+  await until(client.connection, (c) => c.status === "connected" && c.connects === 2, "connected again");
+  assert.equal(client.connection.get().reason, "token_expired");
+  await credit(id, 2.25);
+  await until(client.balance, (b) => b?.cents === 225 && b.version === 1, "the credit after the reconnect");
+  shown.assertMonotonic();
+});
+
 test("after a lost transport it resumes from its positions and gets what it missed", { timeout: 20_000 }, async () => {
   const id = randomUUID();
   const client = open({ getToken: () => token({ sub: id }) });

@@ -18,10 +18,10 @@ export const BASE_URL = () => env("CYBERHUB_URL").replace(/\/+$/, "");
 const b64url = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
 /** An HS256 JWT signed with JWT_SECRET; `ttl` in seconds from now. */
-export function token({ sub = randomUUID(), role = "user", ttl = 3600 } = {}) {
+export function token({ sub = randomUUID(), role = "user", ttl = 3600, secret = env("JWT_SECRET") } = {}) {
   const header = b64url({ alg: "HS256", typ: "JWT" });
   const claims = b64url({ sub, role, exp: Math.floor(Date.now() / 1000) + ttl });
-  const signature = createHmac("sha256", env("JWT_SECRET")).update(`${header}.${claims}`).digest("base64url");
+  const signature = createHmac("sha256", secret).update(`${header}.${claims}`).digest("base64url");
   return `${header}.${claims}.${signature}`;
 }
 
