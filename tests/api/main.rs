@@ -21,3 +21,4 @@ mod paging;
 mod rate_limits;
 mod realtime;
 mod request_context;
+mod web_client;

@@ -15,3 +15,4 @@ mod kit;
 mod money;
 mod sessions;
 mod stale;
+mod web_client;

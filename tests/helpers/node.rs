@@ -60,3 +60,50 @@ pub async fn run_node_test_file(base: &str, target: &str, env: &[(&str, &str)]) 
 fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
+
+/// clients/js (the `cyberhub-client` package): `npm ci` when its node_modules are missing, then
+/// built (tsc) once per test binary, so the tests always run the current sources.
+pub fn web_client_dir() -> std::path::PathBuf {
+    use std::process::Command;
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let dir = repo().join("clients/js");
+    BUILT.get_or_init(|| {
+        if !dir.join("node_modules/socket.io-client").exists() {
+            let status = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status()
+                .expect("npm is installed (Node.js is required for this test)");
+            assert!(status.success(), "npm ci failed in {}", dir.display());
+        }
+        let status = Command::new("node").arg("scripts/build.mjs").current_dir(&dir).status().expect("node runs");
+        assert!(status.success(), "building clients/js failed");
+    });
+    dir
+}
+
+/// Runs `node --test <targets>` (files under clients/js) against `base` with the test secrets and
+/// `env`; fails the test unless exactly `expected` tests ran and all passed (none skipped).
+pub async fn run_web_client_tests(base: &str, targets: &[&str], expected: usize, env: &[(&str, &str)]) -> String {
+    let dir = tokio::task::spawn_blocking(web_client_dir).await.unwrap();
+    let mut command = tokio::process::Command::new("node");
+    command
+        .args(["--test", "--test-reporter=spec"])
+        .args(targets)
+        .current_dir(dir)
+        .env("CYBERHUB_URL", base)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("PAYMENT_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().await.expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    println!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the cyberhub-client tests failed ({targets:?})");
+    for line in [format!("pass {expected}"), "fail 0".into(), "skipped 0".into(), "todo 0".into()] {
+        assert!(stdout.lines().any(|l| l.trim_start_matches(['ℹ', ' ']) == line), "expected `{line}` in the summary");
+    }
+    stdout
+}
