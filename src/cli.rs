@@ -92,6 +92,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 eprintln!(
                     "Admin token (valid 24 h), for trying the API; `cyberhub token` prints a new one:\n\n  {token}\n"
                 );
+                let address = std::net::SocketAddr::new(bind.0, app.port());
+                let address =
+                    if bind.0.is_unspecified() { format!("localhost:{}", app.port()) } else { address.to_string() };
+                eprintln!("Operators' console: http://{address}/console#token={token}\n");
             }
             let (shutdown, hurry) = startup::shutdown_signals();
             app.run_until_with(shutdown, hurry).await?;

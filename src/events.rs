@@ -38,6 +38,16 @@ pub enum Event {
         user_id: Uuid,
         blocked: bool,
     },
+    /// A payment was credited: shown live to the operators' console (the `/admin` namespace on
+    /// every replica), never to a player's socket.
+    PaymentCredited {
+        user_id: Uuid,
+        payment_id: String,
+        /// Cents.
+        amount: i64,
+        /// When the credit committed.
+        at: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// Who receives an event.
@@ -45,6 +55,8 @@ pub enum Event {
 pub enum Audience {
     Everyone,
     Room(String),
+    /// The admin-only `/admin` namespace; no socket of the players' namespace.
+    Admins,
 }
 
 impl Event {
@@ -63,6 +75,7 @@ impl Event {
             | Event::InventoryUpdated { user_id, .. }
             | Event::UserKicked { user_id }
             | Event::UserBlocked { user_id, .. } => Audience::Room(user_room(*user_id)),
+            Event::PaymentCredited { .. } => Audience::Admins,
         }
     }
 
@@ -73,6 +86,7 @@ impl Event {
             Event::BalanceUpdated { user_id, .. } => format!("balance:updated:{user_id}"),
             Event::InventoryUpdated { user_id, .. } => format!("inventory:updated:{user_id}"),
             Event::UserKicked { .. } | Event::UserBlocked { .. } => crate::sessions::SESSION_ENDED.into(),
+            Event::PaymentCredited { .. } => crate::console::PAYMENT.into(),
         }
     }
 
@@ -87,6 +101,9 @@ impl Event {
             Event::UserKicked { .. } | Event::UserBlocked { .. } => {
                 self.ends_sessions().map(|(_, reason)| json!({ "reason": reason.as_str() }))
             }
+            Event::PaymentCredited { user_id, payment_id, amount, at } => Some(json!({
+                "userId": user_id, "paymentId": payment_id, "amount": Cents(*amount), "at": at,
+            })),
         }
     }
 
@@ -98,6 +115,7 @@ impl Event {
             Event::InventoryUpdated { .. } => "inventory_updated",
             Event::UserKicked { .. } => "user_kicked",
             Event::UserBlocked { .. } => "user_blocked",
+            Event::PaymentCredited { .. } => "payment_credited",
         }
     }
 
@@ -112,7 +130,10 @@ impl Event {
             Event::UserKicked { user_id } => Some((*user_id, EndReason::Kicked)),
             Event::UserBlocked { user_id, blocked: true } => Some((*user_id, EndReason::Blocked)),
             Event::UserBlocked { blocked: false, .. } => None,
-            Event::CasesUpdated | Event::BalanceUpdated { .. } | Event::InventoryUpdated { .. } => None,
+            Event::CasesUpdated
+            | Event::BalanceUpdated { .. }
+            | Event::InventoryUpdated { .. }
+            | Event::PaymentCredited { .. } => None,
         }
     }
 }
@@ -124,7 +145,10 @@ impl Event {
 pub struct Envelope {
     pub kind: String,
     pub name: String,
-    /// `None`: every socket.
+    /// For the `/admin` namespace (the operators' console) rather than the players' `/`.
+    #[serde(default)]
+    pub admins: bool,
+    /// `None`: every socket of the namespace.
     pub room: Option<String>,
     pub payload: Option<Value>,
 }
@@ -134,8 +158,9 @@ impl From<&Event> for Envelope {
         Envelope {
             kind: event.kind().to_string(),
             name: event.name(),
+            admins: event.audience() == Audience::Admins,
             room: match event.audience() {
-                Audience::Everyone => None,
+                Audience::Everyone | Audience::Admins => None,
                 Audience::Room(room) => Some(room),
             },
             payload: event.payload(),
@@ -168,5 +193,21 @@ mod tests {
         let old: Event = serde_json::from_value(json!({ "type": "inventory_updated", "user_id": id })).unwrap();
         assert_eq!(old, Event::InventoryUpdated { user_id: id, version: None });
         assert_eq!(old.payload(), None);
+    }
+
+    #[test]
+    fn payments_go_to_the_admin_namespace_only() {
+        let event = Event::PaymentCredited {
+            user_id: Uuid::new_v4(),
+            payment_id: "p-1".into(),
+            amount: 1250,
+            at: chrono::Utc::now(),
+        };
+        let envelope = Envelope::from(&event);
+        assert!(envelope.admins, "never the players' namespace");
+        assert_eq!(envelope.room, None);
+        assert_eq!(envelope.name, "payment");
+        assert_eq!(envelope.payload.unwrap()["amount"], json!(12.5));
+        assert!(!Envelope::from(&Event::CasesUpdated).admins);
     }
 }

@@ -6,6 +6,7 @@ pub mod bus;
 pub mod cli;
 pub mod client_ip;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod error;
 pub mod events;

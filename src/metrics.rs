@@ -17,6 +17,8 @@ pub struct Metrics {
     pub sessions_ended: IntCounterVec,
     pub token_refreshes: IntCounterVec,
     pub slow_consumers: IntCounter,
+    pub admin_sockets: IntGauge,
+    pub admin_connects: IntCounterVec,
     pub draining: IntGauge,
     pub events_published: IntCounterVec,
     pub events_delivered: IntCounterVec,
@@ -151,6 +153,17 @@ impl Metrics {
                 &registry,
                 "cyberhub_socket_slow_consumers_total",
                 "Sockets cut because their send queue (SOCKET_SEND_QUEUE) was full",
+            ),
+            admin_sockets: gauge(
+                &registry,
+                "cyberhub_console_sockets",
+                "Operators' console sockets (the admin-only /admin namespace) on this replica",
+            ),
+            admin_connects: counter_vec(
+                &registry,
+                "cyberhub_console_connects_total",
+                "Connect attempts on the admin-only /admin namespace by outcome",
+                &["outcome"],
             ),
             draining: gauge(&registry, "cyberhub_draining", "1 while this replica drains its sockets for shutdown"),
             events_published: counter_vec(

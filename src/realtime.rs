@@ -71,7 +71,8 @@ impl Delivery {
     pub async fn deliver(&self, envelope: &Envelope, origin: Origin) {
         // `io.of` rather than `io.to`: once shutdown has closed the namespace, requests still
         // finishing must not panic on an emit; their events still reach the other replicas.
-        let Some(namespace) = self.io.of("/") else { return };
+        let namespace = if envelope.admins { crate::console::NAMESPACE } else { "/" };
+        let Some(namespace) = self.io.of(namespace) else { return };
         let targets = match &envelope.room {
             None => namespace.sockets(),
             Some(room) => namespace.to(room.clone()).sockets(),

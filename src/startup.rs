@@ -101,6 +101,7 @@ impl Application {
         let cors = cors_layer(&config.cors_origins);
         let state = AppState::new(config, store, bus, jwt, metrics, io.clone(), known_users);
         realtime::register(&io, state.clone());
+        crate::console::register(&io, state.clone());
         tokio::spawn(shrink_rate_limiters(state.clone()));
 
         // Outermost last; src/http.rs lists the layers in the order a request meets them.

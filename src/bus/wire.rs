@@ -131,6 +131,9 @@ fn valid(message: &Message) -> bool {
     let event_ok = match &message.event {
         Some(Event::BalanceUpdated { balance, version, .. }) => *balance >= 0 && *version >= 0,
         Some(Event::InventoryUpdated { version, .. }) => version.is_none_or(|v| v >= 0),
+        Some(Event::PaymentCredited { payment_id, amount, .. }) => {
+            *amount > 0 && !payment_id.is_empty() && payment_id.chars().count() <= 128
+        }
         Some(Event::CasesUpdated | Event::UserKicked { .. } | Event::UserBlocked { .. }) | None => true,
     };
     origin_ok && event_ok
@@ -139,6 +142,7 @@ fn valid(message: &Message) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
     use uuid::Uuid;
 
     fn key() -> Key {
@@ -171,6 +175,7 @@ mod tests {
             balance().event.unwrap(),
             Event::UserKicked { user_id: Uuid::new_v4() },
             Event::UserBlocked { user_id: Uuid::new_v4(), blocked: true },
+            Event::PaymentCredited { user_id: Uuid::new_v4(), payment_id: "p-1".into(), amount: 1250, at: Utc::now() },
         ]
         .map(Some)
         .into_iter()
@@ -184,6 +189,22 @@ mod tests {
         }
         let bye = Message { event: None, bye: true, ..balance() };
         assert_eq!(decode(&key(), encode(&key(), &bye).as_bytes()), Ok(bye));
+    }
+
+    /// A signed payment that no credit could have made (nothing, or over the 128 characters a
+    /// payment id may have) is malformed: it never reaches a console.
+    #[test]
+    fn impossible_payments_are_malformed() {
+        let user = Uuid::new_v4();
+        for (payment_id, amount) in
+            [("p".to_string(), 0), ("p".to_string(), -5), (String::new(), 100), ("p".repeat(129), 100)]
+        {
+            let message = Message {
+                event: Some(Event::PaymentCredited { user_id: user, payment_id, amount, at: Utc::now() }),
+                ..balance()
+            };
+            assert_eq!(decode(&key(), encode(&key(), &message).as_bytes()), Err(Rejection::Malformed));
+        }
     }
 
     #[test]

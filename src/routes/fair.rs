@@ -187,9 +187,9 @@ impl From<PairRecord> for HistoryEntry {
 #[schema(as = FairHistoryResponse)]
 pub struct History {
     /// Newest first (the active pair leads the first page); one page.
-    pairs: Vec<HistoryEntry>,
+    pub pairs: Vec<HistoryEntry>,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
-    next_cursor: Option<String>,
+    pub next_cursor: Option<String>,
 }
 
 /// The caller's seed pairs, newest first

@@ -20,6 +20,22 @@ pub struct StatusFilter {
     status: Option<String>,
 }
 
+impl StatusFilter {
+    /// The status asked for; an unknown one is a 400 `invalid_status`.
+    pub fn parse(&self) -> Result<Option<InventoryStatus>, ApiError> {
+        match self.status.as_deref().filter(|s| !s.is_empty()) {
+            Some(text) => Some(InventoryStatus::parse(text).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_status",
+                    format!("unknown status {text:?}; expected owned, withdraw_requested, delivered or claimed"),
+                )
+            }))
+            .transpose(),
+            None => Ok(None),
+        }
+    }
+}
+
 /// An inventory status, or the empty string for all of them.
 struct StatusFilterValue;
 
@@ -43,9 +59,9 @@ impl ToSchema for StatusFilterValue {
 #[schema(as = InventoryResponse)]
 pub struct InventoryPage {
     /// Newest first; one page.
-    items: Vec<InventoryEntry>,
+    pub items: Vec<InventoryEntry>,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
-    next_cursor: Option<String>,
+    pub next_cursor: Option<String>,
 }
 
 /// The caller's inventory, newest first
@@ -73,15 +89,7 @@ pub async fn list(
     QueryParams(filter): QueryParams<StatusFilter>,
 ) -> ApiResult<Success<InventoryPage>> {
     let page = Page::parse(query.limit, query.cursor)?;
-    let status = match filter.status.as_deref().filter(|s| !s.is_empty()) {
-        Some(text) => Some(InventoryStatus::parse(text).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_status",
-                format!("unknown status {text:?}; expected owned, withdraw_requested, delivered or claimed"),
-            )
-        })?),
-        None => None,
-    };
+    let status = filter.parse()?;
     let items = state.store.inventory(identity.user_id, status, page.after_time()?, page.fetch()).await?;
     let (items, next_cursor) = page.finish(items, |entry| time_cursor(entry.won_at, entry.id));
     Ok(Success::new(InventoryPage { items, next_cursor }))

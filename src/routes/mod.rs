@@ -4,7 +4,9 @@
 //! built from the same declarations, so neither can have a route the other lacks.
 
 mod admin;
+mod admin_views;
 mod cases;
+mod console;
 mod docs;
 mod fair;
 mod health;
@@ -57,6 +59,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::set_blocked))
         .routes(routes!(admin::sessions))
         .routes(routes!(admin::online))
+        .routes(routes!(admin_views::withdrawals))
+        .routes(routes!(admin_views::user_inventory))
+        .routes(routes!(admin_views::user_fair_history))
         .routes(routes!(payment::callback))
         .routes(routes!(fair::current))
         .routes(routes!(fair::set_client_seed))
@@ -67,6 +72,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (api, _) = api().split_for_parts();
     api.merge(docs::swagger_ui())
+        .merge(console::console())
         .fallback(|| async { envelope(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             envelope(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")

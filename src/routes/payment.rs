@@ -162,7 +162,13 @@ pub async fn callback(
         PaymentOutcome::Credited(account) => {
             state.metrics.payments.with_label_values(&["credited"]).inc();
             state.metrics.record_ledger(LedgerKind::Payment, notice.amount);
-            state.publish([Event::balance(notice.user_id, account)]).await;
+            let credited = Event::PaymentCredited {
+                user_id: notice.user_id,
+                payment_id: notice.payment_id.clone(),
+                amount: notice.amount.as_i64(),
+                at: chrono::Utc::now(),
+            };
+            state.publish([Event::balance(notice.user_id, account), credited]).await;
             PaymentAnswer::Credited(PaymentCredited {
                 duplicate: False,
                 balance: account.balance,

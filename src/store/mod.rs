@@ -148,11 +148,19 @@ pub struct PairRecord {
     pub revealed_at: Option<DateTime<Utc>>,
 }
 
-/// Where a newest-first page continues: strictly before this (time, id) position.
+/// Where a page continues: strictly past this (time, id) position (before it for newest-first
+/// lists, after it for the oldest-first withdrawal queue).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Keyset {
     pub at: DateTime<Utc>,
     pub id: Uuid,
+}
+
+/// An item in the withdrawal queue, with when the withdrawal was asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Withdrawal {
+    pub entry: InventoryEntry,
+    pub requested_at: DateTime<Utc>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -203,6 +211,9 @@ pub trait Store: Send + Sync + 'static {
         after: Option<Keyset>,
         limit: u32,
     ) -> StoreResult<Vec<InventoryEntry>>;
+    /// Up to `limit` items of every user in `withdraw_requested`, oldest request first, strictly
+    /// after `after` (the request time and inventory id) when given.
+    async fn withdrawals(&self, after: Option<Keyset>, limit: u32) -> StoreResult<Vec<Withdrawal>>;
     async fn claim(&self, user_id: Uuid, inventory_id: Uuid) -> StoreResult<Claimed>;
     /// The item after the change, and its owner's `inventory_version` after it.
     async fn set_inventory_status(

@@ -77,6 +77,7 @@ async fn the_admin_token_is_printed_on_the_first_start_only_and_by_cyberhub_toke
     let printed_token =
         first.split(TOKEN_BANNER).nth(1).and_then(|rest| rest.split_whitespace().find(|w| w.starts_with("ey")));
     let printed_token = printed_token.expect("a JWT follows the banner").to_string();
+    assert!(first.contains(&format!("/console#token={printed_token}")), "the console's address with it:\n{first}");
 
     let url = database_url.clone();
     let second = serve_once(&database_url, |base| async move {

@@ -125,7 +125,7 @@ async fn every_documented_operation_is_routed_and_answers_a_documented_status() 
             }
         }
     }
-    assert_eq!(calls, 2 * 29, "every operation of the document was called");
+    assert_eq!(calls, 2 * 32, "every operation of the document was called");
     app.cleanup().await;
 }
 

@@ -7,6 +7,7 @@ mod helpers;
 mod admin_sessions;
 mod cases;
 mod concurrency;
+mod console;
 mod fair;
 mod first_start;
 mod hostile;

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod admin_sessions;
+mod console;
 mod delivery;
 mod failures;
 mod hostile;

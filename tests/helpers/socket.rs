@@ -34,13 +34,22 @@ impl TestSocket {
 
     /// With `auth` as the handshake's auth object, e.g. `{ token, positions: { balance } }`.
     pub async fn connect_with_auth(base: &str, auth: Option<Value>) -> Result<TestSocket, ConnectFailure> {
+        TestSocket::connect_namespace(base, "/", auth).await
+    }
+
+    /// To `namespace` (`/admin`, the operators' console) with `auth` as the handshake's auth object.
+    pub async fn connect_namespace(
+        base: &str,
+        namespace: &str,
+        auth: Option<Value>,
+    ) -> Result<TestSocket, ConnectFailure> {
         let (tx, rx) = mpsc::unbounded_channel::<(String, Value)>();
         let (status_tx, mut status_rx) = mpsc::unbounded_channel::<Result<(), String>>();
         let any_tx = tx.clone();
         let close_tx = tx.clone();
         let connected = status_tx.clone();
         let mut builder = ClientBuilder::new(base)
-            .namespace("/")
+            .namespace(namespace)
             .transport_type(TransportType::Websocket)
             .reconnect(false)
             .on_any(move |event: SocketEvent, payload: Payload, _| {

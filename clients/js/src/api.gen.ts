@@ -216,6 +216,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/users/{id}/fair/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A user's seed pairs
+         * @description The user's provably fair history, newest first, as `GET /api/fair/history` shows it to the
+         *     user: retired pairs with their revealed server seed, the active one with its hash only.
+         */
+        get: operations["getUserFairHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/users/{id}/inventory": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A user's inventory
+         * @description The user's items, newest first, as `GET /api/inventory` shows them to the user.
+         */
+        get: operations["listUserInventory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/users/{id}/sessions": {
         parameters: {
             query?: never;
@@ -248,6 +289,27 @@ export interface paths {
          * @description The user's ledger, newest first.
          */
         get: operations["listUserTransactions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/withdrawals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The withdrawal queue
+         * @description Every player's items in `withdraw_requested`, oldest request first. Settle each with `PUT
+         *     /api/inventory/{id}/status`: `delivered` once handed over, or `owned` to give it back.
+         */
+        get: operations["listWithdrawals"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1530,6 +1592,16 @@ export interface components {
             /** @description Always `true` on a 2xx answer. */
             success: true;
         };
+        /** @description A 2xx answer: `{ "success": true, ...body }`. */
+        Success_WithdrawalsResponse: {
+            /** @description Pass as `cursor` for the next (newer) page; `null` on the last page. */
+            nextCursor?: string | null;
+            /** @description Oldest request first; one page. */
+            withdrawals: components["schemas"]["WithdrawalRequest"][];
+        } & {
+            /** @description Always `true` on a 2xx answer. */
+            success: true;
+        };
         TransactionsResponse: {
             /** @description Pass as `cursor` for the next (older) page; `null` on the last page. */
             nextCursor?: string | null;
@@ -1577,6 +1649,27 @@ export interface components {
         };
         /** @enum {string} */
         WebsocketActivity: "active" | "idle";
+        /** @description An item waiting to be handed over. */
+        WithdrawalRequest: {
+            /** @description The inventory item; its `id` is what `PUT /api/inventory/{id}/status` takes. */
+            item: components["schemas"]["InventoryEntry"];
+            /**
+             * Format: date-time
+             * @description When the item entered `withdraw_requested`.
+             */
+            requestedAt: string;
+            /**
+             * Format: uuid
+             * @description The owner (a token's `sub`).
+             */
+            userId: string;
+        };
+        WithdrawalsResponse: {
+            /** @description Pass as `cursor` for the next (newer) page; `null` on the last page. */
+            nextCursor?: string | null;
+            /** @description Oldest request first; one page. */
+            withdrawals: components["schemas"]["WithdrawalRequest"][];
+        };
     };
     responses: {
         /** @description Bad input: `invalid_json` (the body is not JSON), `invalid_body` (a field is missing, has the wrong type or is out of range; money that is not a number, not positive, over 100000000.00 or with more than 2 decimals), `invalid_content_type` (a JSON body without `Content-Type: application/json`), `invalid_id` (a malformed UUID), `invalid_status` (an unknown inventory status), `invalid_query` (a bad query string, e.g. `limit` outside 1 to 100), `invalid_cursor` (not a cursor of this list), `invalid_client_seed`. Nothing changed. */
@@ -2022,6 +2115,84 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    getUserFairHistory: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100 (default 50); outside that range 400 `invalid_query`. */
+                limit?: number;
+                /**
+                 * @description The previous page's `nextCursor`; omit it (or send it empty) for the newest page. Pages are
+                 *     keyset-based, newest first, so rows added meanwhile never shift or repeat a page. Opaque:
+                 *     anything but a cursor of this list is 400 `invalid_cursor`.
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The user id (a token's `sub`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of seed pairs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Success_FairHistoryResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listUserInventory: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100 (default 50); outside that range 400 `invalid_query`. */
+                limit?: number;
+                /**
+                 * @description The previous page's `nextCursor`; omit it (or send it empty) for the newest page. Pages are
+                 *     keyset-based, newest first, so rows added meanwhile never shift or repeat a page. Opaque:
+                 *     anything but a cursor of this list is 400 `invalid_cursor`.
+                 */
+                cursor?: string;
+                /** @description Only items in this status; empty or left out: every status. */
+                status?: "owned" | "withdraw_requested" | "delivered" | "claimed" | "";
+            };
+            header?: never;
+            path: {
+                /** @description The user id (a token's `sub`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of the user's items. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Success_InventoryResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     userSessions: {
         parameters: {
             query?: never;
@@ -2084,6 +2255,40 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listWithdrawals: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1 to 100 (default 50); outside that range 400 `invalid_query`. */
+                limit?: number;
+                /**
+                 * @description The previous page's `nextCursor`; omit it (or send it empty) for the newest page. Pages are
+                 *     keyset-based, newest first, so rows added meanwhile never shift or repeat a page. Opaque:
+                 *     anything but a cursor of this list is 400 `invalid_cursor`.
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of the queue. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Success_WithdrawalsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };

@@ -10,7 +10,7 @@ use super::writes::{bump_inventory_version, credit, insert_ledger, LedgerRow};
 use super::{begin_write, Db};
 use crate::domain::{InventoryEntry, InventoryStatus, LedgerKind};
 use crate::money::Cents;
-use crate::store::{Claimed, Entity, Keyset, StoreError, StoreResult};
+use crate::store::{Claimed, Entity, Keyset, StoreError, StoreResult, Withdrawal};
 
 async fn inventory_entry(conn: &mut DbConn, inventory_id: Uuid) -> StoreResult<Option<InventoryEntry>> {
     let row = sqlx::query(&format!(
@@ -50,6 +50,28 @@ pub(super) async fn inventory(
         None => query,
     };
     query.fetch_all(pool).await?.iter().map(decode_inventory).collect()
+}
+
+/// The withdrawal queue, oldest request first: a range scan of the partial index
+/// `inventory_withdraw_queue`. An item's `updated_at` is when it entered `withdraw_requested`
+/// (nothing else changes an item while it is there).
+pub(super) async fn withdrawals(pool: &Pool<Db>, after: Option<Keyset>, limit: u32) -> StoreResult<Vec<Withdrawal>> {
+    let after_filter = if after.is_some() { "AND (inv.updated_at, inv.id) > ($2, $3)" } else { "" };
+    let sql = format!(
+        "SELECT {INVENTORY_COLUMNS}, inv.updated_at, {ITEM_COLUMNS} FROM inventory inv JOIN items i ON i.id = inv.item_id \
+         WHERE inv.status = 'withdraw_requested' {after_filter} ORDER BY inv.updated_at, inv.id LIMIT $1"
+    );
+    let query = sqlx::query(&sql).bind(i64::from(limit));
+    let query = match after {
+        Some(k) => query.bind(k.at).bind(k.id),
+        None => query,
+    };
+    query
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| Ok(Withdrawal { entry: decode_inventory(row)?, requested_at: row.try_get("updated_at")? }))
+        .collect()
 }
 
 pub(super) async fn claim(pool: &Pool<Db>, user_id: Uuid, inventory_id: Uuid) -> StoreResult<Claimed> {

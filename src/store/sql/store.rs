@@ -17,7 +17,7 @@ use crate::domain::{Account, Case, CaseDraft, InventoryEntry, InventoryStatus, I
 use crate::money::Cents;
 use crate::store::{
     ActivePair, Adjustment, Claimed, Keyset, Opened, PairRecord, PaymentNotice, PaymentOutcome, PoolStats,
-    RevealedPair, Store, StoreResult, UserPositions, UserRecord,
+    RevealedPair, Store, StoreResult, UserPositions, UserRecord, Withdrawal,
 };
 
 pub struct SqlStore {
@@ -114,6 +114,10 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<InventoryEntry>> {
         inventory::inventory(&self.pool, user_id, status, after, limit).await
+    }
+
+    async fn withdrawals(&self, after: Option<Keyset>, limit: u32) -> StoreResult<Vec<Withdrawal>> {
+        inventory::withdrawals(&self.pool, after, limit).await
     }
 
     async fn claim(&self, user_id: Uuid, inventory_id: Uuid) -> StoreResult<Claimed> {
