@@ -7,10 +7,11 @@
 mod helpers;
 
 mod admin_sessions;
-mod delivery;
+pub mod delivery;
 mod failures;
 mod hostile;
 mod kit;
 mod money;
 mod sessions;
 mod stale;
+mod topologies;
