@@ -20,6 +20,8 @@ usage: deploy/local/cluster.sh COMMAND
 commands:
   up                   start what is not running (Redis, database, replicas, nginx), wait until
                        each answers, write $CLUSTER_DIR/env; says so when all is already up
+  up-redis             start only the Redis part (REDIS_MODE: one server, a Sentinel set, a
+                       Redis Cluster) and write $CLUSTER_DIR/env with its REDIS_URL
   down                 SIGTERM everything it started, SIGKILL what is left after 20 s; keeps logs
   status               one line per process; exit 0 when all are alive, else 1
   restart-replica N    stop-replica N, then start-replica N
@@ -830,6 +832,23 @@ cmd_up() {
     say "entry point http://127.0.0.1:$NGINX_PORT; settings for other tools in $CLUSTER_DIR/env"
 }
 
+# Only Redis, e.g. a Sentinel set or a Redis Cluster on loopback to point a replica or a benchmark at.
+cmd_up_redis() {
+    mkdir -p "$CLUSTER_DIR"
+    load_saved_settings
+    if [ -f "$settings_file" ] && any_alive; then warn_ignored_settings; else take_new_settings; fi
+    command -v redis-server >/dev/null || die "redis-server is not installed"
+    command -v redis-cli >/dev/null || die "redis-cli is not installed"
+    save_settings
+    if [ "$REDIS_MODE" != single ]; then
+        topology_all_alive || start_topology
+    elif ! redis_pid >/dev/null; then
+        start_redis
+    fi
+    (umask 077 && assignments REDIS_URL "$(redis_url)" REDIS_PASSWORD "$REDIS_PASSWORD" >"$CLUSTER_DIR/env")
+    say "REDIS_URL for other tools in $CLUSTER_DIR/env"
+}
+
 cmd_down() {
     local i pids=() pid
     stop_nginx
@@ -885,6 +904,7 @@ main() {
     [ $# -eq 0 ] || shift
     case "$cmd" in
         up) cmd_up ;;
+        up-redis) cmd_up_redis ;;
         down)
             if [ -f "$settings_file" ]; then load_settings; cmd_down; else say "no cluster in $CLUSTER_DIR"; fi
             ;;

@@ -116,9 +116,9 @@ impl Publishers {
     /// to publish after this repair (their own connection may come back later than ours) still
     /// shows as a skipped number. (Forgetting them made their next message a fresh baseline.)
     pub fn heard_all(&mut self, now: Instant) {
-        for publisher in self.by_origin.values_mut() {
+        // One already taken for dead stays so (it is not reported again until it is heard).
+        for publisher in self.by_origin.values_mut().filter(|p| !p.lost) {
             publisher.heard = now;
-            publisher.lost = false;
         }
     }
 }
@@ -166,6 +166,10 @@ mod tests {
         assert_eq!(p.sweep(back + PUBLISHER_TIMEOUT / 2), 0, "our silence is not theirs");
         assert_eq!(p.observe("a", 7, 6, true, back), Some(GapCause::Gap), "4 to 6 were published into the void");
         assert_eq!(p.observe("a", 7, 7, false, back), None);
+        p.observe("b", 8, 1, false, back);
+        assert_eq!(p.sweep(back + PUBLISHER_TIMEOUT * 2), 2);
+        p.heard_all(back + PUBLISHER_TIMEOUT * 3);
+        assert_eq!(p.sweep(back + PUBLISHER_TIMEOUT * 5), 0, "the dead are not reported twice");
     }
 
     #[test]
