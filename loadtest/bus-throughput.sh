@@ -10,7 +10,7 @@
 # Prints messages published per second and the messages the subscribers received.
 #
 # usage: loadtest/bus-throughput.sh      settings: MESSAGES (default 300000), CLIENTS (12),
-#        PIPELINE (16), SUBSCRIBERS (2), BASE_PORT (27500)
+#        PIPELINE (16), SUBSCRIBERS (2), BASE_PORT (21500; uses 16 ports from it)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +18,10 @@ MESSAGES="${MESSAGES:-300000}"
 CLIENTS="${CLIENTS:-12}"
 PIPELINE="${PIPELINE:-16}"
 SUBSCRIBERS="${SUBSCRIBERS:-2}"
-BASE_PORT="${BASE_PORT:-27500}"
+# Below 22768: a cluster node also listens on its port + 10000, which must stay out of the
+# ephemeral range (32768 and up on Linux).
+BASE_PORT="${BASE_PORT:-21500}"
+# A throwaway password for throwaway servers: redis-benchmark takes it only as -a.
 PASSWORD="bench-redis-password-0123456789"
 work="$(mktemp -d)"
 payload="$(head -c 300 /dev/zero | tr '\0' x)"
@@ -88,7 +91,7 @@ run_single() {
     subscribe "$BASE_PORT" cyberhub:events subscribe
     sleep 0.5
     started="$(date +%s%N)"
-    REDISCLI_AUTH="$PASSWORD" redis-benchmark -h 127.0.0.1 -p "$BASE_PORT" -c "$CLIENTS" -n "$MESSAGES" \
+    redis-benchmark -a "$PASSWORD" -h 127.0.0.1 -p "$BASE_PORT" -c "$CLIENTS" -n "$MESSAGES" \
         -P "$PIPELINE" -q PUBLISH cyberhub:events "$payload" >/dev/null 2>&1
     elapsed=$(($(date +%s%N) - started))
     stop_subscribers
@@ -114,7 +117,7 @@ run_cluster() {
     started="$(date +%s%N)"
     local benchmarks=()
     for i in 0 1 2; do
-        REDISCLI_AUTH="$PASSWORD" redis-benchmark -h 127.0.0.1 -p "${masters[$i]}" -c $((CLIENTS / 3)) \
+        redis-benchmark -a "$PASSWORD" -h 127.0.0.1 -p "${masters[$i]}" -c $((CLIENTS / 3)) \
             -n $((MESSAGES / 3)) -P "$PIPELINE" -q SPUBLISH "${channels[$i]}" "$payload" >/dev/null 2>&1 &
         benchmarks+=("$!")
     done

@@ -58,6 +58,8 @@ stopped cluster takes the environment's, else the saved ones, else these default
                           three masters with a replica each, REDIS_URL=redis-cluster://…
   REDIS_PORTS             the ports of a sentinel set (master, replica, three sentinels) or of
                           a cluster (six nodes), space-separated; default REDIS_PORT and up
+  REDIS_CLUSTER_BUS_PORTS the six cluster nodes' cluster-bus ports   default each node's port +10000
+                          (so the nodes' ports must be 55535 or less unless these are given)
   REDIS_NODE_TIMEOUT      ms before a silent master is failed over (Sentinel's
                           down-after-milliseconds, cluster-node-timeout)   default 2000
   CYBERHUB_BIN            the server binary             default <repo>/target/release/cyberhub
@@ -99,7 +101,7 @@ die_port_taken() {
 # cluster takes new ones, and every other command acts on the cluster as it was started.
 setting_names=(REPLICAS NGINX_PORT NGINX_WORKERS REPLICA_BASE_PORT REPLICA_PORTS REPLICA_ENV EXTRA_UPSTREAMS
     REDIS_PORT CYBERHUB_BIN RATE_LIMITS JWT_SECRET PAYMENT_WEBHOOK_SECRET BUS_SECRET REDIS_PASSWORD
-    CLUSTER_DATABASE_URL PRIVATE_PG_PORT REDIS_MODE REDIS_PORTS REDIS_NODE_TIMEOUT)
+    CLUSTER_DATABASE_URL PRIVATE_PG_PORT REDIS_MODE REDIS_PORTS REDIS_NODE_TIMEOUT REDIS_CLUSTER_BUS_PORTS)
 declare -A env_settings=()
 for name in "${setting_names[@]}"; do
     if [ -n "${!name+set}" ]; then env_settings[$name]="${!name}"; fi
@@ -112,7 +114,7 @@ load_saved_settings() {
     # shellcheck source=/dev/null
     if [ -f "$settings_file" ]; then . "$settings_file"; fi
     # Settings files from before these existed: one Redis.
-    : "${REDIS_MODE:=single}" "${REDIS_PORTS:=}" "${REDIS_NODE_TIMEOUT:=2000}"
+    : "${REDIS_MODE:=single}" "${REDIS_PORTS:=}" "${REDIS_NODE_TIMEOUT:=2000}" "${REDIS_CLUSTER_BUS_PORTS:=}"
 }
 
 warn_ignored_settings() {
@@ -139,7 +141,7 @@ take_new_settings() {
     : "${JWT_SECRET:=$(random_secret)}" "${PAYMENT_WEBHOOK_SECRET:=$(random_secret)}"
     : "${BUS_SECRET:=$(random_secret)}" "${REDIS_PASSWORD:=$(random_secret)}"
     : "${CLUSTER_DATABASE_URL:=}" "${REPLICA_PORTS:=}" "${REPLICA_ENV:=}" "${EXTRA_UPSTREAMS:=}"
-    : "${REDIS_MODE:=single}" "${REDIS_PORTS:=}" "${REDIS_NODE_TIMEOUT:=2000}"
+    : "${REDIS_MODE:=single}" "${REDIS_PORTS:=}" "${REDIS_NODE_TIMEOUT:=2000}" "${REDIS_CLUSTER_BUS_PORTS:=}"
     local needed
     case "$REDIS_MODE" in
         single) needed=0 ;;
@@ -167,6 +169,18 @@ take_new_settings() {
         [ "${#words[@]}" = "$needed" ] || die "REDIS_PORTS must list $needed ports for $REDIS_MODE, not '$REDIS_PORTS'"
         for word in "${words[@]}"; do
             [[ "$word" =~ ^[1-9][0-9]*$ ]] || die "REDIS_PORTS: '$word' is not a port"
+        done
+    fi
+    if [ "$REDIS_MODE" = cluster ]; then
+        if [ -z "$REDIS_CLUSTER_BUS_PORTS" ]; then
+            for word in $REDIS_PORTS; do REDIS_CLUSTER_BUS_PORTS+="$((word + 10000)) "; done
+        fi
+        read -ra words <<<"$REDIS_CLUSTER_BUS_PORTS"
+        [ "${#words[@]}" = 6 ] || die "REDIS_CLUSTER_BUS_PORTS must list 6 ports, not '$REDIS_CLUSTER_BUS_PORTS'"
+        for word in "${words[@]}"; do
+            if ! [[ "$word" =~ ^[1-9][0-9]*$ ]] || [ "$word" -gt 65535 ]; then
+                die "REDIS_CLUSTER_BUS_PORTS: '$word' is not a port (nodes above port 55535 need REDIS_CLUSTER_BUS_PORTS)"
+            fi
         done
     fi
     read -ra words <<<"$REPLICA_ENV"
@@ -347,6 +361,7 @@ kill_redis() {
 redis_data_nodes() { if [ "$REDIS_MODE" = sentinel ]; then echo 2; else echo 6; fi; }
 redis_node_port() { local ports; read -ra ports <<<"$REDIS_PORTS"; echo "${ports[$1 - 1]}"; }
 sentinel_port() { redis_node_port $((2 + $1)); }
+cluster_bus_port() { local ports; read -ra ports <<<"$REDIS_CLUSTER_BUS_PORTS"; echo "${ports[$1 - 1]}"; }
 redis_node_pid() { pid_of "$CLUSTER_DIR/redis-$1.pid" "redis-server"; }
 sentinel_pid() { pid_of "$CLUSTER_DIR/sentinel-$1.pid" "redis-server"; }
 
@@ -366,6 +381,7 @@ write_node_conf() {
         printf 'requirepass %s\nmasterauth %s\n' "$REDIS_PASSWORD" "$REDIS_PASSWORD"
         if [ "$REDIS_MODE" = cluster ]; then
             printf 'cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout %s\n' "$REDIS_NODE_TIMEOUT"
+            printf 'cluster-port %s\n' "$(cluster_bus_port "$i")"
             # The shards whose master is alive keep working while another fails over.
             printf 'cluster-require-full-coverage no\ncluster-allow-pubsubshard-when-down yes\n'
         elif [ "$i" != 1 ]; then
@@ -391,6 +407,7 @@ start_redis_node() {
     local i="$1" port
     port="$(redis_node_port "$i")"
     require_free_port "$port" "redis-$i"
+    if [ "$REDIS_MODE" = cluster ]; then require_free_port "$(cluster_bus_port "$i")" "redis-$i cluster bus"; fi
     # A node that ran before keeps its config (Sentinel or the cluster rewrote it).
     [ -f "$CLUSTER_DIR/redis-$i.conf" ] || write_node_conf "$i"
     redis-server "$CLUSTER_DIR/redis-$i.conf" || die "redis-$i failed to start; see $CLUSTER_DIR/redis-$i.log"

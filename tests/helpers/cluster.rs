@@ -72,7 +72,9 @@ impl RedisMode {
         match self {
             RedisMode::Single => 0,
             RedisMode::Sentinel => 5,
-            RedisMode::Cluster => 6,
+            // Six nodes and their cluster-bus ports (free ports are often above 55535, where
+            // the default, port + 10000, does not exist).
+            RedisMode::Cluster => 12,
         }
     }
 }
@@ -158,12 +160,18 @@ impl ClusterBuilder {
             cluster.replica_ports = ports[2..2 + self.replicas].to_vec();
             cluster.redis_ports = ports[2 + self.replicas..].to_vec();
             let redis_ports: Vec<String> = cluster.redis_ports.iter().map(u16::to_string).collect();
+            let (redis_ports, bus_ports) = match self.redis_mode {
+                RedisMode::Cluster => (redis_ports[..6].to_vec(), redis_ports[6..].to_vec()),
+                _ => (redis_ports, Vec::new()),
+            };
+            cluster.redis_ports.truncate(redis_ports.len());
             let replica_ports: Vec<String> = cluster.replica_ports.iter().map(u16::to_string).collect();
             let settings = [
                 ("REPLICAS", self.replicas.to_string()),
                 ("REDIS_PORT", cluster.redis_port.to_string()),
                 ("REDIS_MODE", self.redis_mode.as_str().to_string()),
                 ("REDIS_PORTS", redis_ports.join(" ")),
+                ("REDIS_CLUSTER_BUS_PORTS", bus_ports.join(" ")),
                 ("REDIS_NODE_TIMEOUT", REDIS_NODE_TIMEOUT_MS.to_string()),
                 ("NGINX_PORT", cluster.nginx_port.to_string()),
                 ("NGINX_WORKERS", "1".to_string()),
