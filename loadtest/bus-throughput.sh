@@ -6,7 +6,8 @@
 # way every replica subscribes:
 #   single:  PUBLISH on cyberhub:events (what one Redis and Sentinel carry);
 #   cluster: SPUBLISH on three of the bus's shard channels, one owned by each master, the load split
-#            evenly over them (what BUS_SHARDS spreads the events over).
+#            evenly over them (what BUS_SHARDS spreads the events over); then, for comparison, plain
+#            PUBLISH on one channel through the three masters (what an unsharded bus would cost).
 # Prints messages published per second and the messages the subscribers received.
 #
 # usage: loadtest/bus-throughput.sh      settings: MESSAGES (default 300000), CLIENTS (12),
@@ -125,6 +126,22 @@ run_cluster() {
     elapsed=$(($(date +%s%N) - started))
     stop_subscribers
     report "Redis Cluster, 3 masters (${masters[*]}), SPUBLISH on 3 shard channels" "$elapsed"
+
+    # The same cluster with plain PUBLISH on one channel (no sharding): Redis Cluster copies every
+    # message to every node over its cluster bus, whichever master it was published on.
+    subscribe "${masters[0]}" cyberhub:events subscribe
+    sleep 0.5
+    started="$(date +%s%N)"
+    benchmarks=()
+    for i in 0 1 2; do
+        redis-benchmark -a "$PASSWORD" -h 127.0.0.1 -p "${masters[$i]}" -c $((CLIENTS / 3)) \
+            -n $((MESSAGES / 3)) -P "$PIPELINE" -q PUBLISH cyberhub:events "$payload" >/dev/null 2>&1 &
+        benchmarks+=("$!")
+    done
+    for i in "${benchmarks[@]}"; do wait "$i"; done
+    elapsed=$(($(date +%s%N) - started))
+    stop_subscribers
+    report "Redis Cluster, 3 masters, PUBLISH on 1 channel (unsharded, for comparison)" "$elapsed"
     CLUSTER_DIR="$dir" bash "$repo/deploy/local/cluster.sh" down >/dev/null
 }
 

@@ -85,7 +85,7 @@ pub fn parse(url: &str) -> Result<RedisTopology, String> {
             return Err("a redis-sentinel:// URL needs the sentinel's port (usually 26379)".into());
         }
     }
-    if topology == RedisTopology::Cluster && parsed.path().trim_matches('/') != "" {
+    if topology == RedisTopology::Cluster && !parsed.path().trim_matches('/').is_empty() {
         return Err("a Redis Cluster has only database 0: remove the /<db> path".into());
     }
     // Whatever fred would refuse at start is refused here, so it stops the process at once.
