@@ -39,12 +39,53 @@ async fn events_cross_replicas_on_a_redis_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_is_followed_and_every_screen_ends_true() {
-    failover_keeps_every_screen_true(RedisMode::Sentinel).await;
+    disruption_keeps_every_screen_true(RedisMode::Sentinel, Disruption::KillMaster).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_master_failover_is_followed_and_every_screen_ends_true() {
-    failover_keeps_every_screen_true(RedisMode::Cluster).await;
+    disruption_keeps_every_screen_true(RedisMode::Cluster, Disruption::KillMaster).await;
+}
+
+/// Slots move to another master under the running bus (`redis-cli --cluster reshard`): Redis
+/// unsubscribes the shard's subscribers on the old owner without an error reaching the client,
+/// and fred does not follow; the replicas notice their own heartbeats missing on that shard and
+/// subscribe again, on the new owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resharded_shard_is_subscribed_again_on_its_new_master() {
+    disruption_keeps_every_screen_true(RedisMode::Cluster, Disruption::Reshard).await;
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Disruption {
+    /// SIGKILL the master (Sentinel's, or the cluster's master of slot 0).
+    KillMaster,
+    /// Move slots 0..1100 (shard 0's channel and maybe shard 1's) to another master.
+    Reshard,
+}
+
+/// Moves the first 1,100 slots from the master of slot 0 to another master; returns shard 0's
+/// channel and the port of its new master.
+fn reshard(cluster: &Cluster) -> (String, u16) {
+    let first = cluster.redis_ports[0];
+    let channel = redis_cli(first, &["PUBSUB", "SHARDCHANNELS", "cyberhub:events:{0-*"]).trim().to_string();
+    assert!(!channel.is_empty(), "shard 0's channel is on the master of slot 0 (redis-1)");
+    let masters: Vec<u16> = cluster
+        .redis_ports
+        .iter()
+        .copied()
+        .filter(|port| redis_cli(*port, &["ROLE"]).lines().next() == Some("master"))
+        .collect();
+    let (from, to) = (first, *masters.iter().find(|&&port| port != first).expect("another master"));
+    let id = |port: u16| redis_cli(port, &["CLUSTER", "MYID"]).trim().to_string();
+    let output = std::process::Command::new("redis-cli")
+        .args(["--no-auth-warning", "--cluster", "reshard", &format!("127.0.0.1:{from}")])
+        .args(["--cluster-from", &id(from), "--cluster-to", &id(to), "--cluster-slots", "1100", "--cluster-yes"])
+        .env("REDISCLI_AUTH", crate::helpers::REDIS_PASSWORD)
+        .output()
+        .expect("redis-cli runs");
+    assert!(output.status.success(), "reshard: {}", String::from_utf8_lossy(&output.stderr));
+    (channel, to)
 }
 
 fn redis_cli(port: u16, args: &[&str]) -> String {
@@ -97,7 +138,7 @@ async fn watch(screens: &mut [Screen], until: Instant) {
 /// Players on replica B watch their balances while replica A commits changes for them nonstop;
 /// the master is SIGKILLed in the middle. Reports (and bounds) the longest time a screen stood
 /// still, and checks that every screen shows the database's balance afterwards.
-async fn failover_keeps_every_screen_true(mode: RedisMode) {
+async fn disruption_keeps_every_screen_true(mode: RedisMode, disruption: Disruption) {
     let cluster = Cluster::builder(2).redis(mode).start().await;
     let (a, b) = (Api::new(&cluster.replica_url(0)), Api::new(&cluster.replica_url(1)));
     let mut screens = Vec::new();
@@ -135,7 +176,13 @@ async fn failover_keeps_every_screen_true(mode: RedisMode) {
     }
 
     let killed_at = Instant::now();
-    cluster.kill_redis().await;
+    let moved = match disruption {
+        Disruption::KillMaster => {
+            cluster.kill_redis().await;
+            None
+        }
+        Disruption::Reshard => Some(reshard(&cluster)),
+    };
     let window = Duration::from_millis(REDIS_NODE_TIMEOUT_MS) + Duration::from_secs(13);
     watch(&mut screens, killed_at + window).await;
     stop.store(true, Ordering::Relaxed);
@@ -165,9 +212,9 @@ async fn failover_keeps_every_screen_true(mode: RedisMode) {
     let longest = *still.last().unwrap();
     let affected = still.iter().filter(|d| **d > before * 2).count();
     println!(
-        "{mode:?} failover (node timeout {REDIS_NODE_TIMEOUT_MS} ms), {PLAYERS} players on replica B, a change \
+        "{mode:?} {disruption:?} (node timeout {REDIS_NODE_TIMEOUT_MS} ms), {PLAYERS} players on replica B, a change \
          committed on replica A every {FUND_EVERY:?} ({} in all): longest time a screen stood still {longest:?} \
-         (median player {:?}; before the kill {before:?}); screens that stood still longer than twice that: \
+         (median player {:?}; before it {before:?}); screens that stood still longer than twice that: \
          {affected}; every screen true {:?} after the last change",
         committed.load(Ordering::Relaxed),
         still[still.len() / 2],
@@ -177,6 +224,10 @@ async fn failover_keeps_every_screen_true(mode: RedisMode) {
     assert!(longest < bound, "cross-replica delivery stopped for {longest:?} (bound {bound:?})");
     for i in 0..2 {
         assert_eq!(cluster.health(i).await["redis"], "up", "replica {i} is back on the bus");
+    }
+    if let Some((channel, master)) = moved {
+        let subscribers = redis_cli(master, &["PUBSUB", "SHARDNUMSUB", &channel]);
+        assert_eq!(subscribers.lines().nth(1), Some("2"), "both replicas on {channel} at its new master {master}");
     }
     // The cluster-wide socket count is read from wherever Redis keeps it now.
     eventually(Duration::from_secs(15), "clusterClients counts every socket", || async {
