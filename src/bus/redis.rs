@@ -1,8 +1,9 @@
 //! The cluster bus: every event is published on Redis pub/sub, and every replica's subscriber
 //! emits what other replicas published to its own sockets. On one Redis and behind Sentinel that
 //! is one channel; on a Redis Cluster it is `BUS_SHARDS` sharded channels spread over the masters
-//! (src/bus/topology.rs), each with its own numbering, heartbeats and publishing task, so a master
-//! that fails over stalls only its shards.
+//! (src/bus/topology.rs), each with its own numbering, heartbeats and publishing task, so a slow
+//! master backs up only its own shards' outboxes. (While a master is unreachable fred 10.1 takes
+//! its whole cluster client down until the failover is over, so today every shard waits then.)
 //!
 //! Redis is a messenger here, never the truth, so nothing waits on it: publishing goes through a
 //! bounded outbox drained by one task (requests never block on Redis), commands time out, the
