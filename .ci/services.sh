@@ -36,6 +36,8 @@ ensure_apt_packages() {
     local missing=()
     command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
     command -v redis-server >/dev/null || missing+=(redis-server)
+    # Sentinel and Redis Cluster set-up and checks (cluster.sh REDIS_MODE, tests/cluster/topologies.rs).
+    command -v redis-cli >/dev/null || missing+=(redis-tools)
     command -v nginx >/dev/null || missing+=(nginx)
     command -v node >/dev/null || missing+=(nodejs npm)
     command -v promtool >/dev/null || missing+=(prometheus)
@@ -79,6 +81,7 @@ ensure_redis() {
     # The cluster, observability and load-test tests start their own redis-server and nginx on
     # free ports (so they can kill and restart them); the binaries are what they need.
     redis-server --version >/dev/null
+    redis-cli --version >/dev/null
     nginx -v
 }
 

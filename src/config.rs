@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use crate::bus::topology::RedisTopology;
+
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {message}")]
 pub struct ConfigError {
@@ -297,6 +299,10 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     pub database_max_connections: u32,
     pub redis_url: Option<Secret>,
+    /// What `redis_url` points at (one server, Sentinel, Redis Cluster); set exactly when it is.
+    pub redis_topology: Option<RedisTopology>,
+    /// Sharded pub/sub channels the events spread over on a Redis Cluster (`BUS_SHARDS`).
+    pub bus_shards: u16,
     pub jwt_secret: Option<Secret>,
     pub payment_webhook_secret: Option<Secret>,
     /// Signs and verifies every message on the cluster bus; set exactly when `redis_url` is.
@@ -344,11 +350,18 @@ impl Config {
             None => 16,
         };
         let redis_url = get("REDIS_URL").map(Secret::new);
-        if let Some(url) = &redis_url {
-            if !(url.expose().starts_with("redis://") || url.expose().starts_with("rediss://")) {
-                return Err(invalid("REDIS_URL", "must start with redis:// or rediss://"));
-            }
-        }
+        let redis_topology = match &redis_url {
+            Some(url) => Some(crate::bus::topology::parse(url.expose()).map_err(|e| invalid("REDIS_URL", e))?),
+            None => None,
+        };
+        let bus_shards = match get("BUS_SHARDS") {
+            Some(n) => n
+                .parse::<u16>()
+                .ok()
+                .filter(|n| (1..=1024).contains(n))
+                .ok_or_else(|| invalid("BUS_SHARDS", format!("expected 1..1024, got {n:?}")))?,
+            None => crate::bus::topology::DEFAULT_SHARDS,
+        };
         let cluster = redis_url.is_some();
         let jwt_secret = secret("JWT_SECRET", get("JWT_SECRET"), cluster)?;
         if let Some(secret) = &jwt_secret {
@@ -472,6 +485,8 @@ impl Config {
             database_url,
             database_max_connections,
             redis_url,
+            redis_topology,
+            bus_shards,
             jwt_secret,
             payment_webhook_secret,
             // Only the cluster bus uses it; a single node keeps no copy it would never check.
@@ -610,6 +625,38 @@ mod tests {
         assert!(!format!("{c:?}").contains(KEY_B), "secrets stay out of Debug");
         // A single node has no bus to sign.
         assert!(config(&[("BUS_SECRET", KEY_B)]).unwrap().bus_secret.is_none());
+    }
+
+    #[test]
+    fn redis_url_takes_one_server_sentinel_or_cluster_and_names_itself_when_wrong() {
+        let rest = [("DATABASE_URL", "postgres://u:p@h/db"), ("JWT_SECRET", KEY_A), ("BUS_SECRET", KEY_B)];
+        let with = |url: &'static str| {
+            let vars: Vec<_> = [("REDIS_URL", url)].into_iter().chain(rest).collect();
+            config(&vars)
+        };
+        for (url, topology) in [
+            ("redis://:pw@127.0.0.1:6379", RedisTopology::Single),
+            (
+                "redis-sentinel://10.0.0.1:26379?sentinelServiceName=cyberhub&node=10.0.0.2:26379",
+                RedisTopology::Sentinel,
+            ),
+            ("redis-cluster://10.0.0.1:6379?node=10.0.0.2:6379&node=10.0.0.3:6379", RedisTopology::Cluster),
+        ] {
+            let c = with(url).unwrap();
+            assert_eq!((c.redis_topology, c.bus_shards), (Some(topology), 16), "{url}");
+        }
+        for bad in
+            ["http://:hunter2@h:6379", "redis-sentinel://:hunter2@h:26379", "redis-cluster://:hunter2@h:1?node=x"]
+        {
+            let err = with(bad).unwrap_err();
+            assert_eq!(err.var, "REDIS_URL", "{bad}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+        assert!(config(&[]).unwrap().redis_topology.is_none());
+        assert_eq!(config(&[("BUS_SHARDS", "3")]).unwrap().bus_shards, 3);
+        for bad in ["0", "1025", "many"] {
+            assert_eq!(config(&[("BUS_SHARDS", bad)]).unwrap_err().var, "BUS_SHARDS");
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub struct Metrics {
     pub bus_rejected: IntCounterVec,
     pub bus_connected: IntGauge,
     pub bus_resubscribes: IntCounter,
+    pub bus_shards_subscribed: IntGauge,
     pub bus_gaps: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
@@ -201,6 +202,12 @@ impl Metrics {
                 &registry,
                 "cyberhub_bus_resubscribes_total",
                 "Times the bus subscribed again after losing Redis",
+            ),
+            bus_shards_subscribed: gauge(
+                &registry,
+                "cyberhub_bus_shards_subscribed",
+                "On Redis Cluster: the shard channels this replica is subscribed to and hears its own \
+                 heartbeats on (BUS_SHARDS when all is well); on one Redis or Sentinel: 1 when subscribed",
             ),
             bus_gaps: counter_vec(
                 &registry,

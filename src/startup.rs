@@ -80,7 +80,9 @@ impl Application {
                     delivery,
                     metrics.clone(),
                     store.clone(),
-                    crate::bus::BusTimings {
+                    crate::bus::BusSettings {
+                        topology: config.redis_topology.unwrap_or(crate::bus::topology::RedisTopology::Single),
+                        shards: config.bus_shards,
                         late_commit: config.timeouts.db_statement,
                         publisher_timeout: config.bus_publisher_timeout,
                     },

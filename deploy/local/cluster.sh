@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A real CyberHub cluster on loopback: Redis, N replicas on PostgreSQL, nginx in front with the
-# production routing (nginx/render.sh). Everything runs from installed binaries, each process's
+# A real CyberHub cluster on loopback: Redis (one server, a Sentinel set or a Redis Cluster), N
+# replicas on PostgreSQL, nginx in front with the production routing (nginx/render.sh). Everything runs from installed binaries, each process's
 # pid is recorded under the state dir and it is stopped by that pid, never by name, so the
 # script cannot touch anything it did not start.
 set -euo pipefail
@@ -20,14 +20,17 @@ usage: deploy/local/cluster.sh COMMAND
 commands:
   up                   start what is not running (Redis, database, replicas, nginx), wait until
                        each answers, write $CLUSTER_DIR/env; says so when all is already up
+  up-redis             start only the Redis part (REDIS_MODE: one server, a Sentinel set, a
+                       Redis Cluster) and write $CLUSTER_DIR/env with its REDIS_URL
   down                 SIGTERM everything it started, SIGKILL what is left after 20 s; keeps logs
   status               one line per process; exit 0 when all are alive, else 1
   restart-replica N    stop-replica N, then start-replica N
   stop-replica N       SIGTERM replica N (it closes its sockets and drains) and wait for its exit
   kill-replica N       SIGKILL replica N: a crash, for failover tests
   start-replica N      start replica N and wait until it is ready
-  stop-redis           SIGTERM Redis     start-redis    start it again
-  kill-redis           SIGKILL Redis: a crash, for failover tests
+  stop-redis           SIGTERM Redis     start-redis    start it again (every node of a set)
+  kill-redis           SIGKILL Redis: a crash, for failover tests; with REDIS_MODE sentinel the
+                       current master, with REDIS_MODE cluster the master serving slot 0
   help                 this text
 
 exit status: 0 done, 1 failed, 2 usage, 3 a port it needs is taken by another process (choose
@@ -49,6 +52,16 @@ stopped cluster takes the environment's, else the saved ones, else these default
   EXTRA_UPSTREAMS         more servers for nginx besides the replicas, space-separated
                           id=127.0.0.1:port words (a test's fake replica)
   REDIS_PORT              Redis for the event bus       default 6380
+  REDIS_MODE              single | sentinel | cluster   default single
+                          sentinel: a master and a replica, three sentinels (service name
+                          cyberhub), REDIS_URL=redis-sentinel://…; cluster: a Redis Cluster of
+                          three masters with a replica each, REDIS_URL=redis-cluster://…
+  REDIS_PORTS             the ports of a sentinel set (master, replica, three sentinels) or of
+                          a cluster (six nodes), space-separated; default REDIS_PORT and up
+  REDIS_CLUSTER_BUS_PORTS the six cluster nodes' cluster-bus ports   default each node's port +10000
+                          (so the nodes' ports must be 55535 or less unless these are given)
+  REDIS_NODE_TIMEOUT      ms before a silent master is failed over (Sentinel's
+                          down-after-milliseconds, cluster-node-timeout)   default 2000
   CYBERHUB_BIN            the server binary             default <repo>/target/release/cyberhub
                           (the default is built with `cargo build --release` when missing)
   RATE_LIMITS             on|off                        default off
@@ -63,7 +76,8 @@ stopped cluster takes the environment's, else the saved ones, else these default
 $CLUSTER_DIR/env, for other tools (`set -a; . .cluster/env; set +a`):
   CYBERHUB_URL REPLICA_URLS REDIS_URL DATABASE_URL JWT_SECRET PAYMENT_WEBHOOK_SECRET BUS_SECRET
   REDIS_PASSWORD (REDIS_URL carries it too)
-logs: $CLUSTER_DIR/replica-N.log (JSON lines), redis.log, nginx/access.log, nginx/error.log;
+logs: $CLUSTER_DIR/replica-N.log (JSON lines), redis.log (redis-N.log, sentinel-N.log),
+nginx/access.log, nginx/error.log;
 a replica's exit status, once it has exited: $CLUSTER_DIR/replica-N.exit
 end-to-end check through nginx: set -a; . $CLUSTER_DIR/env; set +a; node deploy/local/smoke.mjs
 EOF
@@ -87,7 +101,7 @@ die_port_taken() {
 # cluster takes new ones, and every other command acts on the cluster as it was started.
 setting_names=(REPLICAS NGINX_PORT NGINX_WORKERS REPLICA_BASE_PORT REPLICA_PORTS REPLICA_ENV EXTRA_UPSTREAMS
     REDIS_PORT CYBERHUB_BIN RATE_LIMITS JWT_SECRET PAYMENT_WEBHOOK_SECRET BUS_SECRET REDIS_PASSWORD
-    CLUSTER_DATABASE_URL PRIVATE_PG_PORT)
+    CLUSTER_DATABASE_URL PRIVATE_PG_PORT REDIS_MODE REDIS_PORTS REDIS_NODE_TIMEOUT REDIS_CLUSTER_BUS_PORTS)
 declare -A env_settings=()
 for name in "${setting_names[@]}"; do
     if [ -n "${!name+set}" ]; then env_settings[$name]="${!name}"; fi
@@ -99,6 +113,8 @@ DATABASE_KIND=""
 load_saved_settings() {
     # shellcheck source=/dev/null
     if [ -f "$settings_file" ]; then . "$settings_file"; fi
+    # Settings files from before these existed: one Redis.
+    : "${REDIS_MODE:=single}" "${REDIS_PORTS:=}" "${REDIS_NODE_TIMEOUT:=2000}" "${REDIS_CLUSTER_BUS_PORTS:=}"
 }
 
 warn_ignored_settings() {
@@ -125,6 +141,18 @@ take_new_settings() {
     : "${JWT_SECRET:=$(random_secret)}" "${PAYMENT_WEBHOOK_SECRET:=$(random_secret)}"
     : "${BUS_SECRET:=$(random_secret)}" "${REDIS_PASSWORD:=$(random_secret)}"
     : "${CLUSTER_DATABASE_URL:=}" "${REPLICA_PORTS:=}" "${REPLICA_ENV:=}" "${EXTRA_UPSTREAMS:=}"
+    : "${REDIS_MODE:=single}" "${REDIS_PORTS:=}" "${REDIS_NODE_TIMEOUT:=2000}" "${REDIS_CLUSTER_BUS_PORTS:=}"
+    local needed
+    case "$REDIS_MODE" in
+        single) needed=0 ;;
+        sentinel) needed=5 ;;
+        cluster) needed=6 ;;
+        *) die "REDIS_MODE must be single, sentinel or cluster, not '$REDIS_MODE'" ;;
+    esac
+    [[ "$REDIS_NODE_TIMEOUT" =~ ^[1-9][0-9]*$ ]] || die "REDIS_NODE_TIMEOUT must be milliseconds, not '$REDIS_NODE_TIMEOUT'"
+    if [ "$needed" -gt 0 ] && [ -z "$REDIS_PORTS" ]; then
+        REDIS_PORTS="$(seq -s ' ' "$REDIS_PORT" $((REDIS_PORT + needed - 1)))"
+    fi
     for name in REPLICAS NGINX_PORT REPLICA_BASE_PORT REDIS_PORT PRIVATE_PG_PORT; do
         [[ "${!name}" =~ ^[1-9][0-9]*$ ]] || die "$name must be a positive number, not '${!name}'"
     done
@@ -134,6 +162,25 @@ take_new_settings() {
         [ "${#words[@]}" = "$REPLICAS" ] || die "REPLICA_PORTS must list $REPLICAS ports, not '$REPLICA_PORTS'"
         for word in "${words[@]}"; do
             [[ "$word" =~ ^[1-9][0-9]*$ ]] || die "REPLICA_PORTS: '$word' is not a port"
+        done
+    fi
+    read -ra words <<<"$REDIS_PORTS"
+    if [ "$needed" -gt 0 ]; then
+        [ "${#words[@]}" = "$needed" ] || die "REDIS_PORTS must list $needed ports for $REDIS_MODE, not '$REDIS_PORTS'"
+        for word in "${words[@]}"; do
+            [[ "$word" =~ ^[1-9][0-9]*$ ]] || die "REDIS_PORTS: '$word' is not a port"
+        done
+    fi
+    if [ "$REDIS_MODE" = cluster ]; then
+        if [ -z "$REDIS_CLUSTER_BUS_PORTS" ]; then
+            for word in $REDIS_PORTS; do REDIS_CLUSTER_BUS_PORTS+="$((word + 10000)) "; done
+        fi
+        read -ra words <<<"$REDIS_CLUSTER_BUS_PORTS"
+        [ "${#words[@]}" = 6 ] || die "REDIS_CLUSTER_BUS_PORTS must list 6 ports, not '$REDIS_CLUSTER_BUS_PORTS'"
+        for word in "${words[@]}"; do
+            if ! [[ "$word" =~ ^[1-9][0-9]*$ ]] || [ "$word" -gt 65535 ]; then
+                die "REDIS_CLUSTER_BUS_PORTS: '$word' is not a port (nodes above port 55535 need REDIS_CLUSTER_BUS_PORTS)"
+            fi
         done
     fi
     read -ra words <<<"$REPLICA_ENV"
@@ -187,7 +234,17 @@ replica_port() {
     read -ra ports <<<"${REPLICA_PORTS:-}"
     if [ "${#ports[@]}" -gt 0 ]; then echo "${ports[$1 - 1]}"; else echo $((REPLICA_BASE_PORT + $1 - 1)); fi
 }
-redis_url() { echo "redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT"; }
+redis_url() {
+    case "$REDIS_MODE" in
+        sentinel)
+            echo "redis-sentinel://:$REDIS_PASSWORD@127.0.0.1:$(sentinel_port 1)?sentinelServiceName=cyberhub&node=127.0.0.1:$(sentinel_port 2)&node=127.0.0.1:$(sentinel_port 3)&sentinelPassword=$REDIS_PASSWORD"
+            ;;
+        cluster)
+            echo "redis-cluster://:$REDIS_PASSWORD@127.0.0.1:$(redis_node_port 1)?node=127.0.0.1:$(redis_node_port 2)&node=127.0.0.1:$(redis_node_port 3)"
+            ;;
+        *) echo "redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT" ;;
+    esac
+}
 
 # --- processes ---------------------------------------------------------------------------------
 
@@ -293,6 +350,221 @@ kill_redis() {
     pid="$(redis_pid)" || die "redis is not running"
     stop_pid redis "$pid" 5 KILL
     say "redis killed (SIGKILL, pid $pid)"
+}
+
+# --- Redis Sentinel set and Redis Cluster (REDIS_MODE) ----------------------------------------
+# sentinel: a master and a replica (redis-1, redis-2) watched by three sentinels (sentinel-1..3),
+# service name `cyberhub`. cluster: six cluster-mode nodes (redis-1..6) made into three masters
+# with a replica each. Every node and sentinel has its own config file under $CLUSTER_DIR (Redis
+# and Sentinel rewrite them on failover) holding the password, so it never reaches a command line.
+
+redis_data_nodes() { if [ "$REDIS_MODE" = sentinel ]; then echo 2; else echo 6; fi; }
+redis_node_port() { local ports; read -ra ports <<<"$REDIS_PORTS"; echo "${ports[$1 - 1]}"; }
+sentinel_port() { redis_node_port $((2 + $1)); }
+cluster_bus_port() { local ports; read -ra ports <<<"$REDIS_CLUSTER_BUS_PORTS"; echo "${ports[$1 - 1]}"; }
+redis_node_pid() { pid_of "$CLUSTER_DIR/redis-$1.pid" "redis-server"; }
+sentinel_pid() { pid_of "$CLUSTER_DIR/sentinel-$1.pid" "redis-server"; }
+
+# redis-cli with the password from the environment (REDISCLI_AUTH), never on its command line.
+rcli() { REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 --no-auth-warning "$@"; }
+
+node_answers() { [ "$(rcli -p "$1" PING 2>/dev/null)" = PONG ]; }
+
+write_node_conf() {
+    local i="$1" port conf
+    port="$(redis_node_port "$i")"
+    conf="$CLUSTER_DIR/redis-$i.conf"
+    mkdir -p "$CLUSTER_DIR/redis-$i"
+    (umask 077 && {
+        printf 'port %s\nbind 127.0.0.1\ndaemonize yes\nsave ""\nappendonly no\n' "$port"
+        printf 'dir %s\npidfile %s\nlogfile %s\n' "$CLUSTER_DIR/redis-$i" "$CLUSTER_DIR/redis-$i.pid" "$CLUSTER_DIR/redis-$i.log"
+        printf 'requirepass %s\nmasterauth %s\n' "$REDIS_PASSWORD" "$REDIS_PASSWORD"
+        if [ "$REDIS_MODE" = cluster ]; then
+            printf 'cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout %s\n' "$REDIS_NODE_TIMEOUT"
+            printf 'cluster-port %s\n' "$(cluster_bus_port "$i")"
+            # The shards whose master is alive keep working while another fails over.
+            printf 'cluster-require-full-coverage no\ncluster-allow-pubsubshard-when-down yes\n'
+        elif [ "$i" != 1 ]; then
+            printf 'replicaof 127.0.0.1 %s\n' "$(redis_node_port 1)"
+        fi
+    } >"$conf")
+}
+
+write_sentinel_conf() {
+    local i="$1" conf="$CLUSTER_DIR/sentinel-$1.conf"
+    (umask 077 && {
+        printf 'port %s\nbind 127.0.0.1\ndaemonize yes\n' "$(sentinel_port "$i")"
+        printf 'dir %s\npidfile %s\nlogfile %s\n' "$CLUSTER_DIR" "$CLUSTER_DIR/sentinel-$i.pid" "$CLUSTER_DIR/sentinel-$i.log"
+        printf 'requirepass %s\nsentinel sentinel-pass %s\n' "$REDIS_PASSWORD" "$REDIS_PASSWORD"
+        printf 'sentinel monitor cyberhub 127.0.0.1 %s 2\n' "$(redis_node_port 1)"
+        printf 'sentinel auth-pass cyberhub %s\n' "$REDIS_PASSWORD"
+        printf 'sentinel down-after-milliseconds cyberhub %s\n' "$REDIS_NODE_TIMEOUT"
+        printf 'sentinel failover-timeout cyberhub %s\n' $((REDIS_NODE_TIMEOUT * 5))
+    } >"$conf")
+}
+
+start_redis_node() {
+    local i="$1" port
+    port="$(redis_node_port "$i")"
+    require_free_port "$port" "redis-$i"
+    if [ "$REDIS_MODE" = cluster ]; then require_free_port "$(cluster_bus_port "$i")" "redis-$i cluster bus"; fi
+    # A node that ran before keeps its config (Sentinel or the cluster rewrote it).
+    [ -f "$CLUSTER_DIR/redis-$i.conf" ] || write_node_conf "$i"
+    redis-server "$CLUSTER_DIR/redis-$i.conf" || die "redis-$i failed to start; see $CLUSTER_DIR/redis-$i.log"
+    if ! (wait_until "redis-$i on port $port" 10 node_answers "$port" 2>/dev/null); then
+        die_if_port_lost "$CLUSTER_DIR/redis-$i.log" "redis-$i"
+        die "redis-$i did not come up within 10s; see $CLUSTER_DIR/redis-$i.log"
+    fi
+}
+
+start_sentinel() {
+    local i="$1" port
+    port="$(sentinel_port "$i")"
+    require_free_port "$port" "sentinel-$i"
+    [ -f "$CLUSTER_DIR/sentinel-$i.conf" ] || write_sentinel_conf "$i"
+    redis-server "$CLUSTER_DIR/sentinel-$i.conf" --sentinel || die "sentinel-$i failed to start"
+    if ! (wait_until "sentinel-$i on port $port" 10 node_answers "$port" 2>/dev/null); then
+        die_if_port_lost "$CLUSTER_DIR/sentinel-$i.log" "sentinel-$i"
+        die "sentinel-$i did not come up within 10s; see $CLUSTER_DIR/sentinel-$i.log"
+    fi
+}
+
+# The master's port, as the sentinels see it.
+sentinel_master_port() {
+    local i reply
+    for i in 1 2 3; do
+        reply="$(rcli -p "$(sentinel_port "$i")" SENTINEL get-master-addr-by-name cyberhub 2>/dev/null | tail -n1)"
+        if [[ "$reply" =~ ^[0-9]+$ ]]; then echo "$reply"; return 0; fi
+    done
+    return 1
+}
+
+sentinels_agree() {
+    local i others
+    for i in 1 2 3; do
+        others="$(rcli -p "$(sentinel_port "$i")" SENTINEL master cyberhub 2>/dev/null |
+            awk 'prev == "num-other-sentinels" { print; exit } { prev = $0 }')"
+        [ "$others" = 2 ] || return 1
+    done
+}
+
+replica_synced() { rcli -p "$1" INFO replication 2>/dev/null | grep -q '^master_link_status:up'; }
+
+cluster_ok() {
+    local i
+    for i in $(seq 1 6); do
+        rcli -p "$(redis_node_port "$i")" CLUSTER INFO 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+    done
+}
+
+# The port of the live master serving hash slot $2, as node $1 sees the cluster.
+cluster_master_port_for_slot() {
+    rcli -p "$1" CLUSTER NODES 2>/dev/null | awk -v slot="$2" '
+        $3 ~ /master/ && $3 !~ /fail/ {
+            for (f = 9; f <= NF; f++) {
+                n = split($f, range, "-")
+                low = range[1]; high = (n == 2) ? range[2] : range[1]
+                if (low ~ /^[0-9]+$/ && low + 0 <= slot && slot <= high + 0) {
+                    split($2, address, "[:@]"); print address[2]; exit
+                }
+            }
+        }'
+}
+
+start_topology() {
+    local i n ports=() live
+    n="$(redis_data_nodes)"
+    for i in $(seq 1 "$n"); do
+        if ! redis_node_pid "$i" >/dev/null; then start_redis_node "$i"; fi
+        ports+=("127.0.0.1:$(redis_node_port "$i")")
+    done
+    if [ "$REDIS_MODE" = sentinel ]; then
+        for i in 1 2 3; do
+            if ! sentinel_pid "$i" >/dev/null; then start_sentinel "$i"; fi
+        done
+        wait_until "the sentinels to find each other" 30 sentinels_agree
+        wait_until "the sentinels to name a master" 10 sentinel_master_port >/dev/null
+        for i in $(seq 1 "$n"); do
+            live="$(redis_node_port "$i")"
+            if [ "$live" != "$(sentinel_master_port)" ]; then wait_until "redis-$i to sync" 30 replica_synced "$live"; fi
+        done
+        say "redis sentinel set up: master 127.0.0.1:$(sentinel_master_port), sentinels $(sentinel_port 1) $(sentinel_port 2) $(sentinel_port 3)"
+    else
+        if rcli -p "$(redis_node_port 1)" CLUSTER INFO | grep -q '^cluster_slots_assigned:0'; then
+            REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli --no-auth-warning --cluster create "${ports[@]}" \
+                --cluster-replicas 1 --cluster-yes >"$CLUSTER_DIR/cluster-create.log" 2>&1 ||
+                die "redis-cli --cluster create failed; see $CLUSTER_DIR/cluster-create.log"
+        fi
+        wait_until "the Redis Cluster to be ok on every node" 30 cluster_ok
+        for i in $(seq 1 "$n"); do
+            live="$(redis_node_port "$i")"
+            if rcli -p "$live" ROLE | head -n1 | grep -q slave; then wait_until "redis-$i to sync" 30 replica_synced "$live"; fi
+        done
+        say "redis cluster up: 3 masters, 3 replicas on ${ports[*]}"
+    fi
+}
+
+stop_topology() {
+    local i pid
+    for i in 1 2 3; do
+        if pid="$(sentinel_pid "$i")"; then stop_pid "sentinel-$i" "$pid" 10; fi
+    done
+    for i in $(seq 1 "$(redis_data_nodes)"); do
+        if pid="$(redis_node_pid "$i")"; then stop_pid "redis-$i" "$pid" 10; fi
+    done
+    say "redis $REDIS_MODE stopped"
+}
+
+# SIGKILL the master: Sentinel's, or (cluster) the one serving slot 0, where the first shards live.
+kill_master() {
+    local port i pid
+    if [ "$REDIS_MODE" = sentinel ]; then
+        port="$(sentinel_master_port)" || die "no sentinel names a master"
+    else
+        for i in $(seq 1 6); do
+            if redis_node_pid "$i" >/dev/null; then
+                port="$(cluster_master_port_for_slot "$(redis_node_port "$i")" 0)"
+                [ -z "$port" ] || break
+            fi
+        done
+        [ -n "${port:-}" ] || die "no node names the master of slot 0"
+    fi
+    for i in $(seq 1 "$(redis_data_nodes)"); do
+        if [ "$(redis_node_port "$i")" = "$port" ]; then
+            pid="$(redis_node_pid "$i")" || die "redis-$i (the master) is not running"
+            stop_pid "redis-$i" "$pid" 5 KILL
+            say "redis master redis-$i on port $port killed (SIGKILL, pid $pid)"
+            return 0
+        fi
+    done
+    die "the master's port $port is none of ours"
+}
+
+topology_all_alive() {
+    local i
+    if [ "$REDIS_MODE" = sentinel ]; then
+        for i in 1 2 3; do sentinel_pid "$i" >/dev/null || return 1; done
+    fi
+    for i in $(seq 1 "$(redis_data_nodes)"); do redis_node_pid "$i" >/dev/null || return 1; done
+}
+
+topology_any_alive() {
+    local i
+    for i in 1 2 3; do if sentinel_pid "$i" >/dev/null; then return 0; fi; done
+    for i in $(seq 1 "$(redis_data_nodes)"); do if redis_node_pid "$i" >/dev/null; then return 0; fi; done
+    return 1
+}
+
+topology_status() {
+    local i port role
+    for i in $(seq 1 "$(redis_data_nodes)"); do
+        port="$(redis_node_port "$i")"
+        role="$(rcli -p "$port" ROLE 2>/dev/null | head -n1 || true)"
+        status_line "redis-$i" "$(redis_node_pid "$i" || true)" "127.0.0.1:$port ${role:-}"
+    done
+    if [ "$REDIS_MODE" = sentinel ]; then
+        for i in 1 2 3; do status_line "sentinel-$i" "$(sentinel_pid "$i" || true)" "127.0.0.1:$(sentinel_port "$i")"; done
+    fi
 }
 
 # --- PostgreSQL --------------------------------------------------------------------------------
@@ -529,6 +801,7 @@ stop_nginx() {
 any_alive() {
     local i
     if redis_pid || nginx_pid || private_pg_pid; then return 0; fi >/dev/null
+    if [ "${REDIS_MODE:-single}" != single ] && topology_any_alive; then return 0; fi
     for i in $(seq 1 "$REPLICAS"); do
         if replica_pid "$i" >/dev/null; then return 0; fi
     done
@@ -544,14 +817,19 @@ cmd_up() {
     else
         take_new_settings
     fi
-    for tool in redis-server nginx curl psql pg_isready setsid; do
+    for tool in redis-server redis-cli nginx curl psql pg_isready setsid; do
         command -v "$tool" >/dev/null || die "$tool is not installed"
     done
     CYBERHUB_BIN="$(realpath -m "$CYBERHUB_BIN")"
     ensure_binary
     ensure_database
     save_settings
-    if ! redis_pid >/dev/null; then start_redis; started=1; fi
+    if [ "$REDIS_MODE" != single ]; then
+        if ! topology_all_alive; then start_topology; started=1; fi
+    elif ! redis_pid >/dev/null; then
+        start_redis
+        started=1
+    fi
     # Launched together, waited for in turn: migrations take an advisory lock, so they run once.
     for i in $(seq 1 "$REPLICAS"); do
         if ! replica_pid "$i" >/dev/null; then launch_replica "$i"; launched+=("$i"); fi
@@ -571,6 +849,23 @@ cmd_up() {
     say "entry point http://127.0.0.1:$NGINX_PORT; settings for other tools in $CLUSTER_DIR/env"
 }
 
+# Only Redis, e.g. a Sentinel set or a Redis Cluster on loopback to point a replica or a benchmark at.
+cmd_up_redis() {
+    mkdir -p "$CLUSTER_DIR"
+    load_saved_settings
+    if [ -f "$settings_file" ] && any_alive; then warn_ignored_settings; else take_new_settings; fi
+    command -v redis-server >/dev/null || die "redis-server is not installed"
+    command -v redis-cli >/dev/null || die "redis-cli is not installed"
+    save_settings
+    if [ "$REDIS_MODE" != single ]; then
+        topology_all_alive || start_topology
+    elif ! redis_pid >/dev/null; then
+        start_redis
+    fi
+    (umask 077 && assignments REDIS_URL "$(redis_url)" REDIS_PASSWORD "$REDIS_PASSWORD" >"$CLUSTER_DIR/env")
+    say "REDIS_URL for other tools in $CLUSTER_DIR/env"
+}
+
 cmd_down() {
     local i pids=() pid
     stop_nginx
@@ -580,7 +875,7 @@ cmd_down() {
     done
     for pid in "${pids[@]}"; do wait_gone "replica-${pid%%:*}" "${pid#*:}" 20; done
     [ "${#pids[@]}" = 0 ] || say "replicas stopped"
-    stop_redis
+    if [ "$REDIS_MODE" = single ]; then stop_redis; else stop_topology; fi
     stop_private_pg
     say "down; logs kept in $CLUSTER_DIR"
 }
@@ -598,7 +893,11 @@ status_line() {
 cmd_status() {
     local i pid health
     all_alive=1
-    status_line redis "$(redis_pid || true)" "redis://:***@127.0.0.1:$REDIS_PORT"
+    if [ "$REDIS_MODE" = single ]; then
+        status_line redis "$(redis_pid || true)" "redis://:***@127.0.0.1:$REDIS_PORT"
+    else
+        topology_status
+    fi
     if [ "$DATABASE_KIND" = private ]; then status_line postgres "$(private_pg_pid || true)" "127.0.0.1:$PRIVATE_PG_PORT (private)"; fi
     for i in $(seq 1 "$REPLICAS"); do
         pid="$(replica_pid "$i" || true)"
@@ -622,6 +921,7 @@ main() {
     [ $# -eq 0 ] || shift
     case "$cmd" in
         up) cmd_up ;;
+        up-redis) cmd_up_redis ;;
         down)
             if [ -f "$settings_file" ]; then load_settings; cmd_down; else say "no cluster in $CLUSTER_DIR"; fi
             ;;
@@ -637,11 +937,23 @@ main() {
             stop_replica "$1"
             start_replica "$1"
             ;;
-        stop-redis) load_settings; stop_redis ;;
-        kill-redis) load_settings; kill_redis ;;
+        stop-redis)
+            load_settings
+            if [ "$REDIS_MODE" = single ]; then stop_redis; else stop_topology; fi
+            ;;
+        kill-redis)
+            load_settings
+            if [ "$REDIS_MODE" = single ]; then kill_redis; else kill_master; fi
+            ;;
         start-redis)
             load_settings
-            if redis_pid >/dev/null; then say "redis is already running"; else start_redis; fi
+            if [ "$REDIS_MODE" != single ]; then
+                start_topology
+            elif redis_pid >/dev/null; then
+                say "redis is already running"
+            else
+                start_redis
+            fi
             ;;
         help | -h | --help) usage ;;
         *) usage >&2; exit 2 ;;

@@ -6,10 +6,11 @@
 mod local;
 mod redis;
 pub mod sequence;
+pub mod topology;
 pub mod wire;
 
 pub use local::LocalBus;
-pub use redis::{BusTimings, RedisBus};
+pub use redis::{BusSettings, RedisBus};
 pub use sequence::GapCause;
 pub use wire::Rejection;
 

@@ -1,5 +1,9 @@
-//! The cluster bus: every event is published on one Redis pub/sub channel, and every replica's
-//! subscriber emits what other replicas published to its own sockets.
+//! The cluster bus: every event is published on Redis pub/sub, and every replica's subscriber
+//! emits what other replicas published to its own sockets. On one Redis and behind Sentinel that
+//! is one channel; on a Redis Cluster it is `BUS_SHARDS` sharded channels spread over the masters
+//! (src/bus/topology.rs), each with its own numbering, heartbeats and publishing task, so a slow
+//! master backs up only its own shards' outboxes. (While a master is unreachable fred 10.1 takes
+//! its whole cluster client down until the failover is over, so today every shard waits then.)
 //!
 //! Redis is a messenger here, never the truth, so nothing waits on it: publishing goes through a
 //! bounded outbox drained by one task (requests never block on Redis), commands time out, the
@@ -11,6 +15,11 @@
 //! numbers what it publishes and sends a heartbeat every 500 ms; a receiver that sees a number
 //! skipped, or a publisher that went quiet (SIGKILLed with events still in its outbox), repairs its
 //! sockets from the database. One repair runs at a time; requests meanwhile coalesce into one more.
+//!
+//! On a Redis Cluster a shard subscription can also go quiet without any error reaching the client
+//! (the master died and a replica took over its slots, a slot moved, the server sent SUNSUBSCRIBE),
+//! so the replica checks each shard end to end: it must hear its own heartbeats come back on it.
+//! A shard that stays silent past `echo_timeout` is subscribed again (and the sockets repaired).
 
 use async_trait::async_trait;
 use fred::clients::SubscriberClient;
@@ -20,10 +29,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{broadcast::error::RecvError, mpsc, Notify};
+use tokio::sync::{broadcast::error::RecvError, mpsc, Notify, Semaphore};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::sequence::{self, GapCause, Publishers};
+use super::topology::{self, RedisTopology, CHANNEL};
 use super::wire::{self, Key, Message, Rejection};
 use super::{BusHealth, ClusterOnline, EventBus};
 use crate::events::Event;
@@ -32,8 +43,9 @@ use crate::online::{self, ReplicaOnline, SessionView};
 use crate::realtime::{Delivery, Origin};
 use crate::store::Store;
 
-const CHANNEL: &str = "cyberhub:events";
+/// Shared by the shards' outboxes (each gets its part, at least `MIN_SHARD_OUTBOX`).
 const OUTBOX_CAPACITY: usize = 65_536;
+const MIN_SHARD_OUTBOX: usize = 1_024;
 /// At most this many queued messages go out in one pipeline (~300 bytes each).
 const PUBLISH_BATCH: usize = 256;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -91,8 +103,23 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// it had sent (a one-statement open, a COMMIT in flight): done within DATABASE_STATEMENT_TIMEOUT.
 const LATE_COMMIT_MARGIN: Duration = Duration::from_millis(250);
 
+/// One sharded channel's subscription (Redis Cluster).
+struct Shard {
+    subscribed: AtomicBool,
+    /// When this replica last heard its own message on the shard (ms since the epoch).
+    echo_at: AtomicU64,
+}
+
 struct Shared {
     replica: String,
+    /// Sharded pub/sub (Redis Cluster) or one channel.
+    sharded: bool,
+    /// The channels: `[CHANNEL]`, or the shard channels.
+    channels: Vec<String>,
+    channel_index: HashMap<String, usize>,
+    shards: Vec<Shard>,
+    /// A shard whose own heartbeats have not come back for this long is subscribed again.
+    echo_timeout: Duration,
     delivery: Delivery,
     metrics: Arc<Metrics>,
     store: Arc<dyn Store>,
@@ -102,11 +129,12 @@ struct Shared {
     cluster_clients: AtomicI64,
     key: Key,
     rejection_log: LogThrottle,
-    /// This process's epoch, and the last sequence number it gave a message. The lock is held
-    /// across numbering and queueing, so the outbox holds numbers in order.
+    /// This process's epoch, and per channel the last sequence number it gave a message. The
+    /// lock is held across numbering and queueing, so each outbox holds numbers in order.
     epoch: u64,
-    seq: Mutex<u64>,
-    outbox: mpsc::Sender<Message>,
+    seq: Mutex<Vec<u64>>,
+    /// One per channel, each drained by its own task.
+    outboxes: Vec<mpsc::Sender<Message>>,
     /// What this replica has heard from each publisher.
     publishers: Mutex<Publishers>,
     /// Wakes the repair task; a wake-up while it runs is kept (one follow-up, however many).
@@ -116,17 +144,21 @@ struct Shared {
     gap_log: LogThrottle,
     /// Set on close: no more heartbeats after the goodbye.
     closing: AtomicBool,
-    /// Notified once the goodbye went out.
-    bye_sent: Notify,
+    /// A permit per channel whose goodbye went out.
+    bye_sent: Semaphore,
 }
 
 pub struct RedisBus {
     shared: Arc<Shared>,
 }
 
-/// How the bus tells a lost publisher, and when it repairs again after one.
+/// Which Redis, how the bus tells a lost publisher, and when it repairs again after one.
 #[derive(Clone, Copy, Debug)]
-pub struct BusTimings {
+pub struct BusSettings {
+    /// What REDIS_URL points at.
+    pub topology: RedisTopology,
+    /// BUS_SHARDS: the shard channels on a Redis Cluster (ignored otherwise).
+    pub shards: u16,
     /// DATABASE_STATEMENT_TIMEOUT: a statement a dead replica left running can commit this late.
     pub late_commit: Duration,
     /// BUS_PUBLISHER_TIMEOUT.
@@ -144,9 +176,11 @@ impl RedisBus {
         delivery: Delivery,
         metrics: Arc<Metrics>,
         store: Arc<dyn Store>,
-        timings: BusTimings,
+        settings: BusSettings,
     ) -> anyhow::Result<Self> {
-        let BusTimings { late_commit, publisher_timeout } = timings;
+        let BusSettings { topology, shards, late_commit, publisher_timeout } = settings;
+        let sharded = topology == RedisTopology::Cluster;
+        let channels = if sharded { topology::shard_channels(shards) } else { vec![CHANNEL.to_string()] };
         let config = RedisConfig::from_url(url)?;
         let mut builder = Builder::from_config(config);
         builder
@@ -169,9 +203,19 @@ impl RedisBus {
         let subscriber = builder.build_subscriber_client()?;
         publisher.connect();
         subscriber.connect();
-        let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let capacity = (OUTBOX_CAPACITY / channels.len()).max(MIN_SHARD_OUTBOX);
+        let (outboxes, receivers): (Vec<_>, Vec<_>) = channels.iter().map(|_| mpsc::channel(capacity)).unzip();
         let shared = Arc::new(Shared {
             replica: replica.to_string(),
+            sharded,
+            channel_index: channels.iter().enumerate().map(|(i, c)| (c.clone(), i)).collect(),
+            shards: channels
+                .iter()
+                .map(|_| Shard { subscribed: AtomicBool::new(false), echo_at: AtomicU64::new(0) })
+                .collect(),
+            seq: Mutex::new(vec![0; channels.len()]),
+            channels,
+            echo_timeout: publisher_timeout * 2,
             delivery,
             metrics,
             store,
@@ -182,20 +226,25 @@ impl RedisBus {
             key: Key::new(secret),
             rejection_log: LogThrottle::new(REJECTION_LOG_EVERY_MS),
             epoch: Uuid::new_v4().as_u64_pair().0,
-            seq: Mutex::new(0),
-            outbox,
+            outboxes,
             publishers: Mutex::new(Publishers::new(publisher_timeout)),
             repair: Notify::new(),
             late_commit,
             gap_log: LogThrottle::new(GAP_LOG_EVERY_MS),
             closing: AtomicBool::new(false),
-            bye_sent: Notify::new(),
+            bye_sent: Semaphore::new(0),
         });
-        tokio::spawn(publish_loop(shared.clone(), rx));
+        for (channel, rx) in receivers.into_iter().enumerate() {
+            tokio::spawn(publish_loop(shared.clone(), channel, rx));
+        }
         tokio::spawn(heartbeat_loop(shared.clone(), sequence::heartbeat_every(publisher_timeout)));
         tokio::spawn(sweep_loop(shared.clone()));
         tokio::spawn(repair_loop(shared.clone()));
-        tokio::spawn(subscription_loop(shared.clone()));
+        if sharded {
+            tokio::spawn(shard_subscription_loop(shared.clone()));
+        } else {
+            tokio::spawn(subscription_loop(shared.clone()));
+        }
         tokio::spawn(receive_loop(shared.clone()));
         tokio::spawn(client_count_loop(shared.clone()));
         if tokio::time::timeout(Duration::from_secs(2), shared.subscriber.wait_for_connect()).await.is_err() {
@@ -209,7 +258,7 @@ impl RedisBus {
 impl EventBus for RedisBus {
     async fn publish(&self, event: Event) {
         self.shared.delivery.dispatch(&event, Origin::Local).await;
-        if !self.shared.enqueue(Some(event), false) {
+        if !self.shared.enqueue_event(event) {
             // Redis has been unreachable for a long burst. The number this message took is
             // skipped, so the other replicas notice the gap and repair their sockets.
             self.shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
@@ -251,8 +300,10 @@ impl EventBus for RedisBus {
         // Let the events of the last requests reach the other replicas, then say goodbye after
         // them, so the others do not take this drain for a crash and repair for nothing.
         self.shared.closing.store(true, Ordering::Relaxed);
-        if self.shared.enqueue(None, true) {
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.shared.bye_sent.notified()).await;
+        let byes = self.shared.enqueue_heartbeats(true);
+        if byes > 0 {
+            let all_sent = self.shared.bye_sent.acquire_many(byes as u32);
+            let _ = tokio::time::timeout(Duration::from_secs(1), all_sent).await;
         }
         let _: Result<i64, _> = self.shared.publisher.hdel(CLIENT_COUNTS, self.shared.replica.as_str()).await;
         let _: Result<i64, _> = self.shared.publisher.hdel(ONLINE, self.shared.replica.as_str()).await;
@@ -267,16 +318,34 @@ fn sessions_key(replica: &str) -> String {
 }
 
 impl Shared {
-    /// Numbers and queues an event (a heartbeat: `None`, numbered with the last number used;
-    /// `bye`: the last one, on a clean shutdown). False when the outbox is full; never waits.
-    fn enqueue(&self, event: Option<Event>, bye: bool) -> bool {
+    /// Numbers and queues an event on its channel. False when the outbox is full; never waits.
+    fn enqueue_event(&self, event: Event) -> bool {
+        let channel = if self.sharded { topology::shard_of(&event, self.channels.len()) } else { 0 };
         let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
-        if event.is_some() {
-            *seq += 1;
+        seq[channel] += 1;
+        let message = Message {
+            origin: self.replica.clone(),
+            epoch: self.epoch,
+            seq: seq[channel],
+            ts: now_micros(),
+            event: Some(event),
+            bye: false,
+        };
+        self.outboxes[channel].try_send(message).is_ok()
+    }
+
+    /// Queues a heartbeat on every channel, numbered with the last number used there (`bye`: the
+    /// last ones, on a clean shutdown). How many were queued; never waits.
+    fn enqueue_heartbeats(&self, bye: bool) -> usize {
+        let seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        let ts = now_micros();
+        let mut queued = 0;
+        for (channel, outbox) in self.outboxes.iter().enumerate() {
+            let message =
+                Message { origin: self.replica.clone(), epoch: self.epoch, seq: seq[channel], ts, event: None, bye };
+            queued += usize::from(outbox.try_send(message).is_ok());
         }
-        let (origin, epoch, ts) = (self.replica.clone(), self.epoch, now_micros());
-        let message = Message { origin, epoch, seq: *seq, ts, event, bye };
-        self.outbox.try_send(message).is_ok()
+        queued
     }
 
     /// Counts a possible loss and asks for a repair; warns at most once per interval.
@@ -327,14 +396,18 @@ impl Shared {
                 reason = rejection.as_str(),
                 bytes,
                 rejected_since_last_warning = unlogged,
-                channel = CHANNEL,
                 "dropped a bus message that is not a valid signed event (is BUS_SECRET the same on every replica?)"
             );
         }
     }
 
     fn health(&self) -> BusHealth {
-        if self.publisher.is_connected() && self.subscriber.is_connected() && self.subscribed.load(Ordering::Relaxed) {
+        let subscribed = if self.sharded {
+            self.shards.iter().all(|shard| shard.subscribed.load(Ordering::Relaxed))
+        } else {
+            self.subscribed.load(Ordering::Relaxed)
+        };
+        if self.publisher.is_connected() && self.subscriber.is_connected() && subscribed {
             BusHealth::Up
         } else {
             BusHealth::Down
@@ -346,23 +419,35 @@ fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64
 }
 
-/// Publishes what the outbox holds: one PUBLISH when a single message waits, otherwise every
-/// waiting message (up to `PUBLISH_BATCH`) in one pipeline, one round trip for the lot, so a burst
-/// does not queue behind one round trip per event. Order is kept (one connection, FIFO).
-async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Message>) {
+/// Publishes what one channel's outbox holds: one PUBLISH (SPUBLISH on a shard) when a single
+/// message waits, otherwise every waiting message (up to `PUBLISH_BATCH`) in one pipeline, one
+/// round trip for the lot, so a burst does not queue behind one round trip per event. Order is
+/// kept (one connection per node, FIFO).
+async fn publish_loop(shared: Arc<Shared>, channel: usize, mut outbox: mpsc::Receiver<Message>) {
+    let name = shared.channels[channel].clone();
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     while outbox.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
         if let [message] = batch.as_slice() {
             let text = wire::encode(&shared.key, message);
-            if let Err(err) = shared.publisher.publish::<i64, _, _>(CHANNEL, text).await {
+            let sent: Result<i64, _> = if shared.sharded {
+                shared.publisher.spublish(name.as_str(), text).await
+            } else {
+                shared.publisher.publish(name.as_str(), text).await
+            };
+            if let Err(err) = sent {
                 shared.metrics.bus_errors.with_label_values(&["publish"]).inc();
-                tracing::debug!(error = %err, "publish to Redis failed");
+                tracing::debug!(error = %err, channel = %name, "publish to Redis failed");
             }
         } else {
             let pipeline = shared.publisher.pipeline();
             let mut failed = 0;
             for message in &batch {
-                let queued: Result<(), _> = pipeline.publish(CHANNEL, wire::encode(&shared.key, message)).await;
+                let text = wire::encode(&shared.key, message);
+                let queued: Result<(), _> = if shared.sharded {
+                    pipeline.spublish(name.as_str(), text).await
+                } else {
+                    pipeline.publish(name.as_str(), text).await
+                };
                 failed += u64::from(queued.is_err());
             }
             let results = pipeline.try_all::<fred::types::Value>().await;
@@ -372,11 +457,11 @@ async fn publish_loop(shared: Arc<Shared>, mut outbox: mpsc::Receiver<Message>) 
             }
             if failed > 0 {
                 shared.metrics.bus_errors.with_label_values(&["publish"]).inc_by(failed);
-                tracing::debug!(failed, batch = batch.len(), "pipelined publish to Redis failed");
+                tracing::debug!(failed, batch = batch.len(), channel = %name, "pipelined publish to Redis failed");
             }
         }
         if batch.iter().any(|m| m.bye) {
-            shared.bye_sent.notify_one();
+            shared.bye_sent.add_permits(1);
         }
         batch.clear();
     }
@@ -396,9 +481,10 @@ async fn subscription_loop(shared: Arc<Shared>) {
                     errors = errors.resubscribe();
                     reconnects = reconnects.resubscribe();
                     // Before `subscribed`, so the sweep never takes the outage for deaths.
-                    shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                    shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).heard_all(Instant::now());
                     shared.subscribed.store(true, Ordering::Relaxed);
                     shared.metrics.bus_connected.set(1);
+                    shared.metrics.bus_shards_subscribed.set(1);
                     if first {
                         tracing::info!(channel = CHANNEL, "subscribed to the cluster bus");
                     } else {
@@ -433,7 +519,105 @@ async fn subscription_loop(shared: Arc<Shared>) {
 fn lost(shared: &Shared, why: &str) {
     if shared.subscribed.swap(false, Ordering::Relaxed) {
         shared.metrics.bus_connected.set(0);
+        shared.metrics.bus_shards_subscribed.set(0);
         tracing::warn!(reason = why, "lost the cluster bus; HTTP and local sockets keep working");
+    }
+}
+
+/// The Redis Cluster counterpart of `subscription_loop`: every shard channel is subscribed on its
+/// own (SSUBSCRIBE takes channels of one slot), concurrently, so a shard whose master is down does
+/// not hold up the others. A shard counts as lost when the client reconnected or reported a
+/// connection error (all of them: fred may have rebuilt every connection), or when this replica
+/// stopped hearing its own heartbeats on it (the subscription went quiet: failover, resharding).
+async fn shard_subscription_loop(shared: Arc<Shared>) {
+    let mut errors = shared.subscriber.error_rx();
+    let mut reconnects = shared.subscriber.reconnect_rx();
+    let mut ever_subscribed = vec![false; shared.shards.len()];
+    let mut announced = false;
+    loop {
+        let missing: Vec<usize> =
+            (0..shared.shards.len()).filter(|&i| !shared.shards[i].subscribed.load(Ordering::Relaxed)).collect();
+        if !missing.is_empty() && shared.subscriber.is_connected() {
+            let mut attempts = JoinSet::new();
+            for i in missing {
+                let (subscriber, channel) = (shared.subscriber.clone(), shared.channels[i].clone());
+                attempts.spawn(async move { (i, subscriber.ssubscribe(channel).await) });
+            }
+            let mut again = false;
+            while let Some(Ok((i, result))) = attempts.join_next().await {
+                match result {
+                    Ok(()) => {
+                        // Before `subscribed`, so the sweep never takes the outage for deaths.
+                        shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).heard_all(Instant::now());
+                        // Until its first echo: a full timeout for the heartbeats to come back.
+                        shared.shards[i].echo_at.store(now_micros() / 1000, Ordering::Relaxed);
+                        shared.shards[i].subscribed.store(true, Ordering::Relaxed);
+                        again |= std::mem::replace(&mut ever_subscribed[i], true);
+                    }
+                    Err(err) => {
+                        shared.metrics.bus_errors.with_label_values(&["subscribe"]).inc();
+                        tracing::debug!(error = %err, channel = %shared.channels[i], "ssubscribe failed");
+                    }
+                }
+            }
+            if again {
+                shared.metrics.bus_resubscribes.inc();
+                shared.gap(GapCause::Resubscribed, None);
+            }
+        }
+        let subscribed = shared.shards.iter().filter(|s| s.subscribed.load(Ordering::Relaxed)).count();
+        shared.metrics.bus_shards_subscribed.set(subscribed as i64);
+        let all = subscribed == shared.shards.len();
+        shared.metrics.bus_connected.set(i64::from(all));
+        if all != shared.subscribed.swap(all, Ordering::Relaxed) {
+            if all {
+                let shards = shared.shards.len();
+                if announced {
+                    tracing::info!(shards, "resubscribed to every shard of the cluster bus");
+                } else {
+                    tracing::info!(shards, "subscribed to every shard of the cluster bus (Redis Cluster)");
+                }
+                announced = true;
+            } else {
+                tracing::warn!(
+                    subscribed,
+                    shards = shared.shards.len(),
+                    "lost shards of the cluster bus; HTTP and local sockets keep working"
+                );
+            }
+        }
+        tokio::select! {
+            error = errors.recv() => {
+                if !matches!(error, Err(RecvError::Lagged(_))) {
+                    shards_lost(&shared, None, "connection error");
+                }
+            }
+            _ = reconnects.recv() => shards_lost(&shared, None, "reconnected"),
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                if !shared.subscriber.is_connected() {
+                    shards_lost(&shared, None, "disconnected");
+                }
+                let stale_before = (now_micros() / 1000).saturating_sub(shared.echo_timeout.as_millis() as u64);
+                for (i, shard) in shared.shards.iter().enumerate() {
+                    if shard.subscribed.load(Ordering::Relaxed) && shard.echo_at.load(Ordering::Relaxed) < stale_before {
+                        shards_lost(&shared, Some(i), "own heartbeats stopped coming back");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Marks shard `which` (or all) for subscribing again.
+fn shards_lost(shared: &Shared, which: Option<usize>, why: &str) {
+    let mut lost = Vec::new();
+    for (i, shard) in shared.shards.iter().enumerate() {
+        if which.is_none_or(|w| w == i) && shard.subscribed.swap(false, Ordering::Relaxed) {
+            lost.push(i);
+        }
+    }
+    if !lost.is_empty() {
+        tracing::warn!(reason = why, shards = ?lost, "subscribing to bus shards again");
     }
 }
 
@@ -442,12 +626,26 @@ async fn receive_loop(shared: Arc<Shared>) {
     loop {
         match messages.recv().await {
             Ok(message) => {
+                let Some(&channel) = shared.channel_index.get(&*message.channel) else {
+                    // Not ours (a subscription left over from an older configuration).
+                    continue;
+                };
                 let raw = message.value.as_bytes().unwrap_or_default();
                 match wire::decode(&shared.key, raw) {
-                    Ok(message) if message.origin == shared.replica => {}
+                    Ok(message) if message.origin == shared.replica => {
+                        if shared.sharded && message.epoch == shared.epoch {
+                            shared.shards[channel].echo_at.store(now_micros() / 1000, Ordering::Relaxed);
+                        }
+                    }
                     Ok(message) => {
+                        // Each shard is numbered on its own.
+                        let publisher = if shared.sharded {
+                            std::borrow::Cow::Owned(format!("{}#{channel}", message.origin))
+                        } else {
+                            std::borrow::Cow::Borrowed(message.origin.as_str())
+                        };
                         let gap = shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).observe(
-                            &message.origin,
+                            &publisher,
                             message.epoch,
                             message.seq,
                             message.event.is_none(),
@@ -461,8 +659,10 @@ async fn receive_loop(shared: Arc<Shared>) {
                             shared.gap(cause, Some(&message.origin));
                         }
                         if message.bye {
-                            shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).depart(&message.origin);
-                            tracing::info!(publisher = %message.origin, "a replica left the bus cleanly");
+                            shared.publishers.lock().unwrap_or_else(|e| e.into_inner()).depart(&publisher);
+                            if channel == 0 {
+                                tracing::info!(publisher = %message.origin, "a replica left the bus cleanly");
+                            }
                         }
                     }
                     Err(rejection) => shared.rejected(rejection, raw.len()),
@@ -485,7 +685,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration) {
     loop {
         every.tick().await;
         if !shared.closing.load(Ordering::Relaxed) {
-            shared.enqueue(None, false);
+            shared.enqueue_heartbeats(false);
         }
     }
 }

@@ -111,9 +111,15 @@ impl Publishers {
         lost
     }
 
-    /// Forgets everything, after a gap in this replica's own subscription (it repairs anyway).
-    pub fn clear(&mut self) {
-        self.by_origin.clear();
+    /// After a gap in this replica's own subscription (it repairs anyway): the silence was ours,
+    /// not the publishers', so none is taken for dead; their numbers are kept, so what they fail
+    /// to publish after this repair (their own connection may come back later than ours) still
+    /// shows as a skipped number. (Forgetting them made their next message a fresh baseline.)
+    pub fn heard_all(&mut self, now: Instant) {
+        // One already taken for dead stays so (it is not reported again until it is heard).
+        for publisher in self.by_origin.values_mut().filter(|p| !p.lost) {
+            publisher.heard = now;
+        }
     }
 }
 
@@ -149,6 +155,21 @@ mod tests {
         p.depart("a");
         assert_eq!(p.sweep(t + PUBLISHER_TIMEOUT * 2), 0);
         assert_eq!(p.observe("a", 8, 1, true, t + PUBLISHER_TIMEOUT * 3), None, "restarted after a drain");
+    }
+
+    #[test]
+    fn after_our_own_outage_nobody_is_lost_and_numbers_skipped_since_still_show() {
+        let (mut p, t) = (Publishers::default(), Instant::now());
+        p.observe("a", 7, 3, false, t);
+        let back = t + PUBLISHER_TIMEOUT * 4;
+        p.heard_all(back);
+        assert_eq!(p.sweep(back + PUBLISHER_TIMEOUT / 2), 0, "our silence is not theirs");
+        assert_eq!(p.observe("a", 7, 6, true, back), Some(GapCause::Gap), "4 to 6 were published into the void");
+        assert_eq!(p.observe("a", 7, 7, false, back), None);
+        p.observe("b", 8, 1, false, back);
+        assert_eq!(p.sweep(back + PUBLISHER_TIMEOUT * 2), 2);
+        p.heard_all(back + PUBLISHER_TIMEOUT * 3);
+        assert_eq!(p.sweep(back + PUBLISHER_TIMEOUT * 5), 0, "the dead are not reported twice");
     }
 
     #[test]

@@ -126,3 +126,24 @@ fn a_cluster_refuses_to_start_with_a_published_or_short_secret() {
         assert!(stderr.contains("JWT_SECRET") && stderr.contains(says), "{stderr}");
     }
 }
+
+#[test]
+fn a_bad_redis_url_stops_the_process_at_start_naming_the_variable() {
+    for (url, says) in [
+        ("http://:hunter2-password@127.0.0.1:1", "redis-cluster://"),
+        ("redis-sentinel://:hunter2-password@127.0.0.1:26379", "sentinelServiceName"),
+        ("redis-cluster://:hunter2-password@127.0.0.1:1?node=127.0.0.2", "host:port"),
+    ] {
+        let output = cyberhub("postgres://postgres@127.0.0.1:1/none", 0)
+            .env("REDIS_URL", url)
+            .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
+            .env("BUS_SECRET", "0123456789abcdef0123456789abcdef")
+            .arg("serve")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "started with REDIS_URL={url}");
+        assert!(stderr.contains("REDIS_URL") && stderr.contains(says), "{url}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "the password is not repeated: {stderr}");
+    }
+}

@@ -6,6 +6,13 @@ use crate::helpers::{eventually, run_node_tests, run_socket_io_client_suite, Api
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_cross_replicas_to_the_right_sockets_only() {
     let cluster = Cluster::start(3).await;
+    events_cross_replicas(&cluster).await;
+    cluster.shutdown().await;
+}
+
+/// The cross-replica delivery check, on whatever Redis the three-replica `cluster` runs on (also
+/// a Sentinel set and a Redis Cluster: tests/cluster/topologies.rs).
+pub async fn events_cross_replicas(cluster: &Cluster) {
     let [a, b, c] = [0, 1, 2].map(|i| Api::new(&cluster.replica_url(i)));
     let (alice, bob) = (a.known_user().await, a.known_user().await);
     let alice_on_b = TestSocket::connect(&b.base, Some(&alice.token)).await.unwrap();
@@ -50,7 +57,6 @@ async fn events_cross_replicas_to_the_right_sockets_only() {
         }
     })
     .await;
-    cluster.shutdown().await;
 }
 
 /// A benchmark, not a pass/fail test: prints the cross-replica delivery latency that

@@ -8,11 +8,12 @@ mod helpers;
 
 mod admin_sessions;
 mod console;
-mod delivery;
+pub mod delivery;
 mod failures;
 mod hostile;
 mod kit;
 mod money;
 mod sessions;
 mod stale;
+mod topologies;
 mod web_client;

@@ -47,8 +47,44 @@ pub struct ClusterEnv {
     pub webhook_secret: String,
 }
 
+/// Which Redis the cluster's bus runs on (cluster.sh's REDIS_MODE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedisMode {
+    /// One redis-server.
+    Single,
+    /// A master, a replica and three sentinels.
+    Sentinel,
+    /// A Redis Cluster: three masters with a replica each.
+    Cluster,
+}
+
+impl RedisMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            RedisMode::Single => "single",
+            RedisMode::Sentinel => "sentinel",
+            RedisMode::Cluster => "cluster",
+        }
+    }
+
+    /// Ports beyond REDIS_PORT.
+    fn ports(self) -> usize {
+        match self {
+            RedisMode::Single => 0,
+            RedisMode::Sentinel => 5,
+            // Six nodes and their cluster-bus ports (free ports are often above 55535, where
+            // the default, port + 10000, does not exist).
+            RedisMode::Cluster => 12,
+        }
+    }
+}
+
+/// Sentinel's down-after-milliseconds and cluster-node-timeout in the tests: failovers take seconds.
+pub const REDIS_NODE_TIMEOUT_MS: u64 = 2_000;
+
 pub struct ClusterBuilder {
     replicas: usize,
+    redis_mode: RedisMode,
     replica_env: BTreeMap<String, String>,
     extra_upstreams: Vec<(String, u16)>,
     database_port: Option<u16>,
@@ -72,6 +108,12 @@ impl ClusterBuilder {
     /// The replicas reach PostgreSQL at `127.0.0.1:port` (a test's proxy in front of the server).
     pub fn database_through(mut self, port: u16) -> Self {
         self.database_port = Some(port);
+        self
+    }
+
+    /// The bus on a Sentinel set or a Redis Cluster instead of one Redis.
+    pub fn redis(mut self, mode: RedisMode) -> Self {
+        self.redis_mode = mode;
         self
     }
 
@@ -101,6 +143,8 @@ impl ClusterBuilder {
         let mut cluster = Cluster {
             dir,
             redis_port: 0,
+            redis_ports: Vec::new(),
+            redis_mode: self.redis_mode,
             nginx_port: 0,
             replica_ports: Vec::new(),
             env: ClusterEnv::default(),
@@ -110,13 +154,25 @@ impl ClusterBuilder {
             _one_at_a_time: serial,
         };
         for attempt in 1..=PORT_ATTEMPTS {
-            let ports = free_ports(self.replicas + 2);
+            let extra = self.redis_mode.ports();
+            let ports = free_ports(self.replicas + 2 + extra);
             (cluster.redis_port, cluster.nginx_port) = (ports[0], ports[1]);
-            cluster.replica_ports = ports[2..].to_vec();
+            cluster.replica_ports = ports[2..2 + self.replicas].to_vec();
+            cluster.redis_ports = ports[2 + self.replicas..].to_vec();
+            let redis_ports: Vec<String> = cluster.redis_ports.iter().map(u16::to_string).collect();
+            let (redis_ports, bus_ports) = match self.redis_mode {
+                RedisMode::Cluster => (redis_ports[..6].to_vec(), redis_ports[6..].to_vec()),
+                _ => (redis_ports, Vec::new()),
+            };
+            cluster.redis_ports.truncate(redis_ports.len());
             let replica_ports: Vec<String> = cluster.replica_ports.iter().map(u16::to_string).collect();
             let settings = [
                 ("REPLICAS", self.replicas.to_string()),
                 ("REDIS_PORT", cluster.redis_port.to_string()),
+                ("REDIS_MODE", self.redis_mode.as_str().to_string()),
+                ("REDIS_PORTS", redis_ports.join(" ")),
+                ("REDIS_CLUSTER_BUS_PORTS", bus_ports.join(" ")),
+                ("REDIS_NODE_TIMEOUT", REDIS_NODE_TIMEOUT_MS.to_string()),
                 ("NGINX_PORT", cluster.nginx_port.to_string()),
                 ("NGINX_WORKERS", "1".to_string()),
                 ("REPLICA_PORTS", replica_ports.join(" ")),
@@ -197,7 +253,11 @@ fn read_env_file(path: &Path) -> ClusterEnv {
 /// its database; its directory with every log is removed, or kept and named after a failure.
 pub struct Cluster {
     pub dir: PathBuf,
+    /// One Redis: its port. A Sentinel set or a Redis Cluster: `redis_ports`.
     pub redis_port: u16,
+    /// A Sentinel set: master, replica, three sentinels; a Redis Cluster: six nodes.
+    pub redis_ports: Vec<u16>,
+    pub redis_mode: RedisMode,
     pub nginx_port: u16,
     pub replica_ports: Vec<u16>,
     pub env: ClusterEnv,
@@ -211,6 +271,7 @@ impl Cluster {
     pub fn builder(replicas: usize) -> ClusterBuilder {
         ClusterBuilder {
             replicas,
+            redis_mode: RedisMode::Single,
             replica_env: BTreeMap::new(),
             extra_upstreams: Vec::new(),
             database_port: None,
@@ -305,7 +366,7 @@ impl Cluster {
         self.run(&["start-replica", &(i + 1).to_string()]).await;
     }
 
-    /// SIGKILL Redis.
+    /// SIGKILL Redis; on a Sentinel set its master, on a Redis Cluster the master of slot 0.
     pub async fn kill_redis(&self) {
         self.run(&["kill-redis"]).await;
     }
