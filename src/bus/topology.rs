@@ -114,15 +114,16 @@ pub fn shard_channels(n: u16) -> Vec<String> {
         .collect()
 }
 
-/// The shard an event travels on: a user's events on one shard (so they keep their order), the
-/// events for everyone on the first.
+/// The shard an event travels on: a user's events on one shard (so they keep their order; a
+/// payment's console notice included), the events for everyone on the first.
 pub fn shard_of(event: &Event, shards: usize) -> usize {
     let user: Option<Uuid> = match event {
         Event::CasesUpdated => None,
         Event::BalanceUpdated { user_id, .. }
         | Event::InventoryUpdated { user_id, .. }
         | Event::UserKicked { user_id }
-        | Event::UserBlocked { user_id, .. } => Some(*user_id),
+        | Event::UserBlocked { user_id, .. }
+        | Event::PaymentCredited { user_id, .. } => Some(*user_id),
     };
     match user {
         Some(user) if shards > 1 => (user.as_u64_pair().1 % shards as u64) as usize,
