@@ -33,6 +33,10 @@ async fn the_console_is_served_from_the_binary_under_a_strict_csp() {
     // Every file the page and its script load, from the binary, with the same headers.
     let script = app.http.get(app.url("/console/console.js")).send().await.unwrap().text().await.unwrap();
     assert!(!script.contains("innerHTML"), "text from the API is never parsed as HTML");
+    assert!(
+        !script.contains("fetch(") && !script.contains("socket.io") && !script.contains("io("),
+        "the console has no socket or HTTP code of its own: it uses cyberhub-client"
+    );
     let mut files: Vec<&str> = html.split('"').filter(|part| part.starts_with("/console/")).collect();
     files.extend(script.split('\'').filter(|part| part.starts_with("/console/") && part.ends_with(".js")));
     assert_eq!(
@@ -333,5 +337,42 @@ async fn a_console_socket_ends_with_its_token() {
         }
     })
     .await;
+    app.cleanup().await;
+}
+
+/// `auth:refresh` on `/admin` (what cyberhub-client's `connectAdmin` sends before `exp`): another
+/// admin token of the same admin moves the deadline; a player's token of that user, another
+/// admin's token or garbage is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_refreshes_its_token_in_band() {
+    let app = &spawn_app_with(Backend::Sqlite, &[("TOKEN_EXPIRY_GRACE", "1s")]).await;
+    let short = app.token_with_ttl(app.admin.id, Role::Admin, Duration::from_secs(2));
+    let console = console_socket(app, Some(&short)).await.expect("a valid admin token connects");
+    console.expect("online").await;
+
+    let as_player = app.token_with_ttl(app.admin.id, Role::User, Duration::from_secs(600));
+    let other_admin = app.token_with_ttl(uuid::Uuid::new_v4(), Role::Admin, Duration::from_secs(600));
+    for (token, error) in [
+        (json!(as_player), "forbidden"),
+        (json!(other_admin), "forbidden"),
+        (json!("garbage"), "unauthorized"),
+        (Value::Null, "unauthorized"),
+    ] {
+        let ack = console.emit_with_ack("auth:refresh", json!({ "token": token })).await;
+        assert_eq!(ack, json!({ "ok": false, "error": error }));
+    }
+    let fresh = app.token_with_ttl(app.admin.id, Role::Admin, Duration::from_secs(600));
+    let ack = console.emit_with_ack("auth:refresh", json!({ "token": fresh })).await;
+    assert_eq!(ack["ok"], json!(true), "{ack}");
+    assert!(ack["exp"].as_u64().unwrap() > chrono::Utc::now().timestamp() as u64 + 590, "{ack}");
+    assert_eq!(app.metric("cyberhub_socket_token_refreshes_total", &["\"ok\""]).await, 1.0);
+    assert_eq!(app.metric("cyberhub_socket_token_refreshes_total", &["\"forbidden\""]).await, 2.0);
+
+    // Past the old exp plus grace, the console is still there and its snapshots keep coming.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    console.drain().await;
+    console.expect_none_before(&["session:ended", "disconnect"], "online").await;
+    assert_eq!(app.metric("cyberhub_console_sockets", &[]).await, 1.0);
+    console.close().await;
     app.cleanup().await;
 }

@@ -10,7 +10,8 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cyberhub_client_on_a_single_node() {
     let app = spawn_app_with(Backend::Sqlite, &[("TOKEN_EXPIRY_GRACE", "1s")]).await;
-    let suites = ["test/generated.test.mjs", "test/live.test.mjs", "test/admin.test.mjs", "test/browser/browser.test.mjs"];
+    let suites =
+        ["test/generated.test.mjs", "test/live.test.mjs", "test/admin.test.mjs", "test/browser/browser.test.mjs"];
     run_web_client_tests(&app.base, &suites, 15, &[]).await;
     app.cleanup().await;
 }
