@@ -1,11 +1,17 @@
 // The operators' console: plain JavaScript, no build step. It signs in with an admin token kept in
-// sessionStorage, calls the admin HTTP API and listens on the admin-only `/admin` namespace.
-import { io } from '/console/socket.io.esm.min.js';
+// sessionStorage and uses cyberhub-client (vendored from clients/js/dist) for everything it says to
+// the server: `connectAdmin` for the admin-only `/admin` namespace (token in the handshake, in-band
+// refresh, jittered reconnect, `session:ended`) and its typed `AdminApi` for the HTTP calls.
+import { connectAdmin, createAdminApi } from '/console/cyberhub-client/admin.js';
+import { ApiError } from '/console/cyberhub-client/http.js';
 
 const KEY = 'cyberhub.console.token';
 const $ = (id) => document.getElementById(id);
 let token = null;
-let socket = null;
+/** The live connection (an `AdminClient`), while signed in. */
+let hub = null;
+/** The admin HTTP calls, with whatever token is signed in. */
+const admin = createAdminApi({ url: '', getToken: () => token });
 
 // --- small helpers -------------------------------------------------------------------------
 
@@ -45,33 +51,24 @@ function claims(jwt) {
   }
 }
 
-class ApiError extends Error {
-  constructor(status, body) {
-    super(body?.error || `HTTP ${status}`);
-    this.status = status;
-    this.code = body?.code;
+/** One HTTP call (a cyberhub-client promise): a refused token (401) signs out. */
+async function api(call) {
+  try {
+    return await call;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      signOut(err.envelope?.error === 'token expired' ? 'Your token expired: sign in with a fresh one.' : 'The token was refused: sign in again.');
+    }
+    throw err;
   }
 }
 
-async function api(method, path, body) {
-  const headers = { authorization: `Bearer ${token}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const answer = await response.json().catch(() => null);
-  if (response.status === 401) {
-    signOut(answer?.error === 'token expired' ? 'Your token expired: sign in with a fresh one.' : 'The token was refused: sign in again.');
-    throw new ApiError(401, answer);
-  }
-  if (!response.ok) throw new ApiError(response.status, answer);
-  return answer;
-}
-
-/** Runs an action, reporting its failure as a toast. */
+/** Runs an action, reporting its failure as a toast (the envelope's message, not the call's path). */
 async function attempt(what, fn) {
   try {
     return await fn();
   } catch (err) {
-    if (err.status !== 401) toast(`${what}: ${err.message}`, true);
+    if (err.status !== 401) toast(`${what}: ${err.envelope?.error ?? err.message}`, true);
     return undefined;
   }
 }
@@ -89,12 +86,12 @@ async function signIn(candidate) {
   token = candidate;
   let me;
   try {
-    me = await api('GET', '/api/me');
+    me = await api(admin.me());
   } catch (err) {
-    if (err.status !== 401) showSignIn(`The server did not accept the token: ${err.message}`);
+    if (err.status !== 401) showSignIn(`The server did not accept the token: ${err.envelope?.error ?? err.message}`);
     return;
   }
-  if (me.user.role !== 'admin') return signOut('This is not an admin token.');
+  if (me.role !== 'admin') return signOut('This is not an admin token.');
   sessionStorage.setItem(KEY, token);
   $('signin').hidden = true;
   $('nav').hidden = false;
@@ -116,7 +113,9 @@ function showSignIn(message) {
 }
 
 function signOut(message) {
-  if (socket) { socket.disconnect(); socket = null; }
+  const live = hub;
+  hub = null; // first: close() reports `ended` to the listeners below, which then ignore it
+  live?.close();
   showSignIn(message);
 }
 
@@ -128,26 +127,32 @@ function setLive(text, cls) {
   el.className = `pill ${cls}`;
 }
 
+/** Refusals that the console's one token cannot get past: back to the sign-in. */
+const REFUSED = {
+  forbidden: 'This is not an admin token.',
+  token_expired: 'Your token expired: sign in with a fresh one.',
+  unauthorized: 'The token was refused: sign in again.',
+};
+
 function connectLive() {
-  if (socket) socket.disconnect();
-  socket = io('/admin', { auth: { token }, transports: ['websocket', 'polling'] });
-  socket.on('connect', () => setLive('live', 'up'));
-  socket.on('disconnect', (reason) => {
-    setLive('offline', 'down');
-    // A server-side disconnect is final for socket.io-client: come back unless signed out.
-    if (reason === 'io server disconnect' && token) setTimeout(() => socket && socket.connect(), 1000);
+  if (hub) hub.close();
+  // The client reconnects by itself (jittered backoff, and after a drain) and refreshes the token
+  // in band before it expires, asking `getToken` again: a token pasted meanwhile is taken up.
+  const live = connectAdmin({ url: '', getToken: () => token });
+  hub = live;
+  live.connection.subscribe((state) => {
+    if (hub !== live) return;
+    if (state.status === 'connected') setLive('live', 'up');
+    else if (REFUSED[state.reason] || REFUSED[state.error]) signOut(REFUSED[state.reason] || REFUSED[state.error]);
+    else if (state.status === 'ended') setLive(`ended (${state.reason})`, 'down');
+    else setLive(state.error ? `offline (${state.error})` : 'offline', 'down');
   });
-  socket.on('connect_error', (err) => {
-    if (err.message === 'forbidden') signOut('This is not an admin token.');
-    else if (err.message === 'token_expired') signOut('Your token expired: sign in with a fresh one.');
-    else if (err.message === 'unauthorized') signOut('The token was refused: sign in again.');
-    else setLive(`offline (${err.message})`, 'down');
+  // The console has no way to get a fresh token: when its token runs out, ask for one.
+  live.on('ended', ({ reason }) => {
+    if (hub === live && reason === 'token_expired') signOut(REFUSED.token_expired);
   });
-  socket.on('session:ended', ({ reason }) => {
-    if (reason === 'token_expired') signOut('Your token expired: sign in with a fresh one.');
-  });
-  socket.on('online', showOnline);
-  socket.on('payment', showPayment);
+  live.on('online', showOnline);
+  live.on('payment', showPayment);
 }
 
 function showOnline(s) {
@@ -181,13 +186,13 @@ function showPayment(p) {
 let editing = null; // the case id being edited, or null for a new one
 
 async function loadCases() {
-  const { cases } = await api('GET', '/api/cases');
+  const cases = await api(admin.cases());
   const rows = cases.map((c) => {
     const price = h('input', { type: 'number', min: '0.01', step: '0.01', value: money(c.price), 'data-testid': 'price-input' });
     let armed = false;
     const del = h('button', { type: 'button', class: 'danger', 'data-testid': 'case-delete', on: { click: () => attempt('Delete', async () => {
       if (!armed) { armed = true; del.textContent = 'Really delete?'; return; }
-      await api('DELETE', `/api/admin/cases/${c.id}`);
+      await api(admin.deleteCase(c.id));
       toast(`Deleted ${c.name}`);
       await loadCases();
     }) } }, 'Delete');
@@ -196,7 +201,7 @@ async function loadCases() {
       h('td', { class: 'small' }, c.items.map((i) => `${i.name} ${Number(i.chance).toFixed(2)} %`).join(' · ')),
       h('td', { class: 'num', 'data-testid': 'case-price-shown' }, money(c.price)),
       h('td', {}, h('div', { class: 'row' }, price, h('button', { type: 'button', 'data-testid': 'price-set', on: { click: () => attempt('Price', async () => {
-        await api('PUT', `/api/admin/cases/${c.id}/price`, { price: Number(price.value) });
+        await api(admin.setCasePrice(c.id, Number(price.value)));
         toast(`${c.name}: price ${money(price.value)}`);
         await loadCases();
       }) } }, 'Set'))),
@@ -268,8 +273,7 @@ async function saveCase(event) {
   }));
   const draft = { name: form.elements.caseName.value, image: form.elements.caseImage.value, price: Number(form.elements.price.value), items };
   await attempt('Save', async () => {
-    if (editing) await api('PUT', `/api/admin/cases/${editing}`, draft);
-    else await api('POST', '/api/admin/cases', draft);
+    await api(editing ? admin.replaceCase(editing, draft) : admin.createCase(draft));
     toast(`Saved ${draft.name}`);
     form.hidden = true;
     await loadCases();
@@ -278,14 +282,13 @@ async function saveCase(event) {
 
 // --- withdrawals ----------------------------------------------------------------------------
 
-/** A list that loads page after page through `nextCursor`. */
-function pager(tbodyId, moreId, url, key, render, empty) {
+/** A list that loads page after page through `nextCursor`; `fetchPage(cursor)` is an AdminApi call. */
+function pager(tbodyId, moreId, fetchPage, key, render, empty) {
   let cursor = null;
   const more = $(moreId);
   const load = async (first) => {
     if (first) cursor = null;
-    const sep = url().includes('?') ? '&' : '?';
-    const page = await api('GET', `${url()}${cursor ? `${sep}cursor=${cursor}` : ''}`);
+    const page = await api(fetchPage(cursor ?? undefined));
     const rows = page[key].map(render);
     if (first) {
       $(tbodyId).replaceChildren(...(rows.length ? rows : [h('tr', { class: 'empty' }, h('td', { colspan: 6 }, empty))]));
@@ -299,9 +302,9 @@ function pager(tbodyId, moreId, url, key, render, empty) {
   return load;
 }
 
-const loadWithdrawals = pager('withdrawal-list', 'withdrawals-more', () => '/api/admin/withdrawals?limit=50', 'withdrawals', (w) => {
+const loadWithdrawals = pager('withdrawal-list', 'withdrawals-more', (cursor) => admin.withdrawals({ limit: 50, cursor }), 'withdrawals', (w) => {
   const settle = (status, label, cls) => h('button', { type: 'button', class: cls, 'data-testid': `withdrawal-${status}`, on: { click: () => attempt(label, async () => {
-    await api('PUT', `/api/inventory/${w.item.id}/status`, { status });
+    await api(admin.setInventoryStatus(w.item.id, status));
     toast(`${w.item.item.name}: ${status === 'delivered' ? 'delivered' : 'back to the inventory'}`);
     await loadWithdrawals(true);
   }) } }, label);
@@ -318,18 +321,18 @@ const loadWithdrawals = pager('withdrawal-list', 'withdrawals-more', () => '/api
 let player = null;
 let sessionsTimer = null;
 
-const loadLedger = pager('ledger', 'ledger-more', () => `/api/admin/users/${player}/transactions?limit=20`, 'transactions', (e) =>
+const loadLedger = pager('ledger', 'ledger-more', (cursor) => admin.userTransactions(player, { limit: 20, cursor }), 'transactions', (e) =>
   h('tr', {}, h('td', {}, when(e.createdAt)), h('td', {}, e.kind), h('td', { class: 'num' }, money(e.amount)),
     h('td', { class: 'num' }, money(e.balanceAfter)), h('td', { class: 'small' }, [e.reference, e.reason].filter(Boolean).join(' · '))),
 'No ledger rows.');
 
-const loadInventory = pager('inventory', 'inventory-more', () => `/api/admin/users/${player}/inventory?limit=20`, 'items', (i) =>
+const loadInventory = pager('inventory', 'inventory-more', (cursor) => admin.userInventory(player, { limit: 20, cursor }), 'items', (i) =>
   h('tr', {}, h('td', {}, when(i.wonAt)), h('td', {}, `${i.item.name} `, h('span', { class: 'small' }, i.item.rarity)),
     h('td', { class: 'num' }, money(i.item.value)), h('td', {}, i.status)),
 'No items.');
 
 async function loadUser() {
-  const { user } = await api('GET', `/api/admin/users/${player}`);
+  const user = await api(admin.user(player));
   $('player-balance').textContent = money(user.balance);
   $('player-version').textContent = `version ${user.balanceVersion}`;
   const blocked = $('player-blocked');
@@ -343,7 +346,7 @@ async function loadUser() {
 }
 
 async function loadSessions() {
-  const { sessions } = await api('GET', `/api/admin/users/${player}/sessions`);
+  const { sessions } = await api(admin.userSessions(player));
   const rows = sessions.map((s) => h('tr', { 'data-socket': s.socketId }, h('td', {}, s.replica), h('td', { class: 'mono' }, s.socketId),
     h('td', {}, s.transport), h('td', {}, when(s.connectedAt)), h('td', {}, s.clientIp)));
   $('sessions').replaceChildren(...(rows.length ? rows : [h('tr', { class: 'empty' }, h('td', { colspan: 5 }, 'Not connected.'))]));
@@ -367,7 +370,7 @@ async function openPlayer(id) {
 // --- fairness history -----------------------------------------------------------------------
 
 let fairPlayer = null;
-const loadFair = pager('fair-list', 'fair-more', () => `/api/admin/users/${fairPlayer}/fair/history?limit=20`, 'pairs', (p) =>
+const loadFair = pager('fair-list', 'fair-more', (cursor) => admin.userFairHistory(fairPlayer, { limit: 20, cursor }), 'pairs', (p) =>
   h('tr', {}, h('td', {}, when(p.createdAt)), h('td', { class: 'mono' }, p.serverSeedHash),
     h('td', { class: 'mono' }, p.serverSeed || '(active: revealed at rotation)'), h('td', { class: 'mono' }, p.clientSeed),
     h('td', { class: 'num' }, p.nonce)),
@@ -409,13 +412,13 @@ function start() {
     if (location.hash === `#player/${id}`) openPlayer(id); else location.hash = `#player/${id}`;
   });
   $('player-kick').addEventListener('click', () => attempt('Kick', async () => {
-    const { disconnected } = await api('POST', `/api/admin/users/${player}/disconnect`);
+    const { disconnected } = await api(admin.disconnectUser(player));
     toast(`Kicked: ${disconnected} socket(s) on this replica, the others follow over the bus`);
     setTimeout(() => loadSessions().catch(() => {}), 300);
   }));
   $('player-block').addEventListener('click', () => attempt('Block', async () => {
     const blocked = $('player-block').dataset.blocked !== 'true';
-    await api('PUT', `/api/admin/users/${player}/block`, { blocked, reason: $('block-reason').value || null });
+    await api(admin.blockUser(player, { blocked, reason: $('block-reason').value || null }));
     toast(blocked ? 'Blocked: their sessions end' : 'Unblocked');
     await loadUser();
     setTimeout(() => loadSessions().catch(() => {}), 300);

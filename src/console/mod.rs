@@ -3,10 +3,12 @@
 //! `online` snapshot there (who is online cluster-wide and per replica, the bus, events per second
 //! and delivery lag from this replica's metrics), and `payment` as each payment is credited
 //! (`Event::PaymentCredited`, through the bus, so every replica's console sockets see it). Nothing
-//! here is ever emitted on the players' namespace `/`. The page itself is `routes/console.rs`.
+//! here is ever emitted on the players' namespace `/`. A console refreshes its token in band with
+//! `auth:refresh`, as a player's socket does. The page itself is `routes/console.rs`.
 
 use serde::{Deserialize, Serialize};
-use socketioxide::extract::{SocketRef, TryData};
+use serde_json::{json, Value};
+use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::SocketIo;
 use std::collections::VecDeque;
@@ -42,6 +44,16 @@ struct Handshake {
     #[serde(default)]
     token: Option<String>,
 }
+
+/// `auth:refresh`'s only argument: `{ token }`.
+#[derive(Debug, Deserialize)]
+struct RefreshRequest {
+    token: Option<String>,
+}
+
+/// Who a console socket is for, to check a refreshed token against.
+#[derive(Clone, Copy, Debug)]
+struct Admin(uuid::Uuid);
 
 #[derive(Debug, thiserror::Error)]
 enum Refused {
@@ -116,8 +128,44 @@ fn authenticate(socket: &SocketRef, handshake: Handshake, state: &AppState) -> R
         state.config.sessions.token_expiry_grace,
         state.metrics.clone(),
     );
+    socket.extensions.insert(Admin(identity.user_id));
+    // Listening before the connect packet goes out (see `crate::realtime`).
+    let refresh_state = state.clone();
+    socket.on("auth:refresh", move |socket: SocketRef, TryData(body): TryData<RefreshRequest>, ack: AckSender| {
+        let state = refresh_state.clone();
+        async move {
+            let _ = ack.send(&refresh(&socket, &state, body.ok()));
+        }
+    });
     tracing::info!(admin = %identity.user_id, "console connected");
     Ok(())
+}
+
+/// `auth:refresh { token }` on `/admin`: another valid admin token of the same user moves the
+/// socket's expiry deadline, as on `/` (`crate::realtime`); anything else changes nothing:
+/// `unauthorized` (missing, malformed, wrongly signed or expired), `forbidden` (another user's
+/// token, or one without the admin role).
+fn refresh(socket: &SocketRef, state: &AppState, body: Option<RefreshRequest>) -> Value {
+    let checked = (|| {
+        let Some(Admin(current)) = socket.extensions.get::<Admin>() else { return Err("forbidden") };
+        let token = body.and_then(|b| b.token).filter(|t| !t.trim().is_empty()).ok_or("unauthorized")?;
+        let identity = state.jwt.verify(token.trim()).map_err(|_| "unauthorized")?;
+        if identity.user_id != current || identity.role != Role::Admin {
+            return Err("forbidden");
+        }
+        Ok(identity)
+    })();
+    let (outcome, answer) = match checked {
+        Ok(identity) => {
+            if let Some(expiry) = socket.extensions.get::<Expiry>() {
+                expiry.extend(identity.expires_at);
+            }
+            ("ok", json!({ "ok": true, "exp": identity.expires_at }))
+        }
+        Err(error) => (error, json!({ "ok": false, "error": error })),
+    };
+    state.metrics.token_refreshes.with_label_values(&[outcome]).inc();
+    answer
 }
 
 fn on_connect(socket: SocketRef, state: AppState) {

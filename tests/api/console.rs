@@ -10,8 +10,10 @@ use crate::helpers::*;
 use crate::on_both_backends;
 use cyberhub::domain::Role;
 
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// Only the page's import map is inline, allowed by its hash (checked in `routes::console`'s unit test).
+const CSP: &str = "default-src 'none'; script-src 'self' 'sha256-4/iN3DHKWjT9TPqJ0hcmY4fWLldw5riQlZI0hT+dYR0='; \
+                   style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+                   frame-ancestors 'none'";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_is_served_from_the_binary_under_a_strict_csp() {
@@ -31,9 +33,22 @@ async fn the_console_is_served_from_the_binary_under_a_strict_csp() {
     // Every file the page and its script load, from the binary, with the same headers.
     let script = app.http.get(app.url("/console/console.js")).send().await.unwrap().text().await.unwrap();
     assert!(!script.contains("innerHTML"), "text from the API is never parsed as HTML");
+    assert!(
+        !script.contains("fetch(") && !script.contains("socket.io") && !script.contains("io("),
+        "the console has no socket or HTTP code of its own: it uses cyberhub-client"
+    );
     let mut files: Vec<&str> = html.split('"').filter(|part| part.starts_with("/console/")).collect();
     files.extend(script.split('\'').filter(|part| part.starts_with("/console/") && part.ends_with(".js")));
-    assert_eq!(files.len(), 3, "{files:?}");
+    assert_eq!(
+        files,
+        [
+            "/console/console.css",
+            "/console/socket.io.esm.min.js",
+            "/console/console.js",
+            "/console/cyberhub-client/admin.js",
+            "/console/cyberhub-client/http.js"
+        ]
+    );
     for file in files {
         let answer = app.http.get(app.url(file)).send().await.unwrap();
         assert_eq!(answer.status(), 200, "{file}");
@@ -54,7 +69,47 @@ async fn the_console_is_served_from_the_binary_under_a_strict_csp() {
         "src/console/vendor/socket.io.esm.min.js differs from tests/js/node_modules: copy it again"
     );
 
-    for missing in ["/console/nothing.js", "/console/..%2FCargo.toml", "/console/index.html.bak"] {
+    // cyberhub-client, as a fresh `npm run build` of clients/js makes it (.ci/services.sh builds it
+    // before the tests), byte for byte; and every module those files import is vendored too.
+    let dist = repo().join("clients/js/dist");
+    let vendored = repo().join("src/console/vendor/cyberhub-client");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&vendored).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["admin.js", "connection.js", "http.js", "store.js", "token.js"]);
+    for name in &names {
+        let served = app.http.get(app.url(&format!("/console/cyberhub-client/{name}"))).send().await.unwrap();
+        assert_eq!(served.status(), 200, "{name}");
+        assert_eq!(served.headers()["content-security-policy"], CSP, "{name}");
+        let served = served.bytes().await.unwrap();
+        let built = std::fs::read(dist.join(name))
+            .unwrap_or_else(|e| panic!("clients/js/dist/{name} (run `npm ci && npm run build` in clients/js): {e}"));
+        assert!(
+            served == built,
+            "src/console/vendor/cyberhub-client/{name} differs from clients/js/dist: \
+             `npm run build` in clients/js, then copy it (see README, the console section)"
+        );
+        let text = String::from_utf8(built).unwrap();
+        for line in
+            text.lines().filter(|l| l.starts_with("import ") || (l.starts_with("export ") && l.contains(" from ")))
+        {
+            let module = line.rsplit(['"', '\'']).nth(1).unwrap_or_default();
+            match module.strip_prefix("./") {
+                Some(file) => {
+                    assert!(names.iter().any(|n| n == file), "{name} imports {module}, which is not vendored")
+                }
+                None => assert_eq!(module, "socket.io-client", "{name}: only socket.io-client is in the import map"),
+            }
+        }
+    }
+
+    for missing in [
+        "/console/nothing.js",
+        "/console/cyberhub-client/fair.js",
+        "/console/cyberhub-client/admin.js.map",
+        "/console/..%2FCargo.toml",
+        "/console/index.html.bak",
+    ] {
         app.get(missing, None).await.expect_error(404, "not_found");
     }
     app.cleanup().await;
@@ -282,5 +337,42 @@ async fn a_console_socket_ends_with_its_token() {
         }
     })
     .await;
+    app.cleanup().await;
+}
+
+/// `auth:refresh` on `/admin` (what cyberhub-client's `connectAdmin` sends before `exp`): another
+/// admin token of the same admin moves the deadline; a player's token of that user, another
+/// admin's token or garbage is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_refreshes_its_token_in_band() {
+    let app = &spawn_app_with(Backend::Sqlite, &[("TOKEN_EXPIRY_GRACE", "1s")]).await;
+    let short = app.token_with_ttl(app.admin.id, Role::Admin, Duration::from_secs(2));
+    let console = console_socket(app, Some(&short)).await.expect("a valid admin token connects");
+    console.expect("online").await;
+
+    let as_player = app.token_with_ttl(app.admin.id, Role::User, Duration::from_secs(600));
+    let other_admin = app.token_with_ttl(uuid::Uuid::new_v4(), Role::Admin, Duration::from_secs(600));
+    for (token, error) in [
+        (json!(as_player), "forbidden"),
+        (json!(other_admin), "forbidden"),
+        (json!("garbage"), "unauthorized"),
+        (Value::Null, "unauthorized"),
+    ] {
+        let ack = console.emit_with_ack("auth:refresh", json!({ "token": token })).await;
+        assert_eq!(ack, json!({ "ok": false, "error": error }));
+    }
+    let fresh = app.token_with_ttl(app.admin.id, Role::Admin, Duration::from_secs(600));
+    let ack = console.emit_with_ack("auth:refresh", json!({ "token": fresh })).await;
+    assert_eq!(ack["ok"], json!(true), "{ack}");
+    assert!(ack["exp"].as_u64().unwrap() > chrono::Utc::now().timestamp() as u64 + 590, "{ack}");
+    assert_eq!(app.metric("cyberhub_socket_token_refreshes_total", &["\"ok\""]).await, 1.0);
+    assert_eq!(app.metric("cyberhub_socket_token_refreshes_total", &["\"forbidden\""]).await, 2.0);
+
+    // Past the old exp plus grace, the console is still there and its snapshots keep coming.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    console.drain().await;
+    console.expect_none_before(&["session:ended", "disconnect"], "online").await;
+    assert_eq!(app.metric("cyberhub_console_sockets", &[]).await, 1.0);
+    console.close().await;
     app.cleanup().await;
 }

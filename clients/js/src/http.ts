@@ -16,12 +16,21 @@ export type SeedPairHistoryEntry = Schemas["SeedPairHistoryEntry"];
 export type ErrorEnvelope = Schemas["Error"];
 
 /** The body of an operation's 200 (or 201) answer, without the `success: true` every one carries. */
-type Ok<Op extends keyof operations> = operations[Op]["responses"] extends {
+export type Ok<Op extends keyof operations> = operations[Op]["responses"] extends {
   200: { content: { "application/json": infer Body } };
 }
   ? Omit<Body, "success">
+  : operations[Op]["responses"] extends { 201: { content: { "application/json": infer Body } } }
+    ? Omit<Body, "success">
+    : never;
+/** An operation's query parameters. */
+export type Query<Op extends keyof operations> = operations[Op]["parameters"]["query"];
+/** An operation's JSON request body. */
+export type Body<Op extends keyof operations> = operations[Op] extends {
+  requestBody: { content: { "application/json": infer B } };
+}
+  ? B
   : never;
-type Query<Op extends keyof operations> = operations[Op]["parameters"]["query"];
 
 export type OpenCaseResult = Ok<"openCase">;
 export type ClaimResult = Ok<"claimItem">;
@@ -105,7 +114,7 @@ function isEnvelope(body: unknown): body is ErrorEnvelope {
   );
 }
 
-function queryString(query: Record<string, string | number | undefined | null> | undefined): string {
+export function queryString(query: Record<string, string | number | undefined | null> | undefined): string {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query ?? {})) {
     if (value !== undefined && value !== null && value !== "") params.set(key, String(value));

@@ -1,6 +1,9 @@
 // cyberhub-client: the typed web client of CyberHub.
 export { connect, CyberHubClient } from "./realtime.js";
-export type { Balance, ClientEvents, ConnectOptions, ConnectionState, ConnectionStatus, SessionEndReason } from "./realtime.js";
+export type { Balance, ClientEvents, ConnectOptions } from "./realtime.js";
+export type { ConnectionEvents, ConnectionOptions, ConnectionState, ConnectionStatus, SessionEndReason } from "./connection.js";
+export { AdminApi, AdminClient, connectAdmin, createAdminApi } from "./admin.js";
+export type * from "./admin.js";
 export { ApiError, createApi, CyberHubApi, isApiError } from "./http.js";
 export type * from "./http.js";
 export { verifyOpen, verifyRoll } from "./fair.js";
