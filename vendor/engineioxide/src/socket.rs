@@ -64,16 +64,15 @@ use std::{
     time::Duration,
 };
 
-use crate::{config::EngineIoConfig, errors::Error};
+use crate::{config::EngineIoConfig, errors::Error, outbox::Outbox};
 use bytes::Bytes;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
 use futures_util::FutureExt;
 use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
-use tokio::sync::{
-    Mutex,
-    mpsc::{self, Receiver, error::TrySendError},
-    watch,
+use tokio::{
+    sync::{Mutex, mpsc::error::TrySendError},
+    time::Instant,
 };
 
 pub use engineioxide_core::Sid;
@@ -115,7 +114,7 @@ impl From<&Error> for Option<DisconnectReason> {
 /// A permit to emit a message to the client.
 /// A permit holds a place in the internal channel to send one packet to the client.
 pub struct Permit<'a> {
-    inner: mpsc::Permit<'a, PacketBuf>,
+    inner: crate::outbox::Permit<'a>,
 }
 impl Permit<'_> {
     /// Consume the permit and emit a message to the client.
@@ -154,23 +153,102 @@ impl Permit<'_> {
     }
 }
 
-#[derive(Debug)]
+/// The reading side of the socket's [`Outbox`]: whoever holds the `internal_rx` lock is the one
+/// transport allowed to drain it (a polling request, or the websocket task).
+#[derive(Debug, Default)]
 pub(crate) struct InternalRx {
-    pub buffered_rx: Receiver<PacketBuf>,
     pub peeked_packet: Option<PacketBuf>,
-    pub volatile_rx: watch::Receiver<Option<PacketBuf>>,
 }
 
-impl InternalRx {
-    fn new(
-        buffered_rx: Receiver<PacketBuf>,
-        volatile_rx: watch::Receiver<Option<PacketBuf>>,
+/// The heartbeat of one socket as a state machine driven by a single timer: the websocket task
+/// polls it inside its own `select!` (no task of its own), a polling session in a small task.
+///
+/// v4: at each deadline either a ping is sent (and the next deadline is `ping + timeout`), or the
+/// pong that must have arrived since that ping is checked (and the next deadline is
+/// `ping + interval`). v3: the client pings, the deadline checks that a ping arrived within
+/// `interval + timeout` (the receiver answers the pong itself).
+#[derive(Debug)]
+pub(crate) struct Heartbeat {
+    deadline: Instant,
+    last_ping: Instant,
+    awaiting_pong: bool,
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+}
+
+impl Heartbeat {
+    pub(crate) fn new<D: Default + Send + Sync + 'static>(
+        socket: &Socket<D>,
+        interval: Duration,
+        timeout: Duration,
     ) -> Self {
-        Self {
-            buffered_rx,
-            peeked_packet: None,
-            volatile_rx,
+        let now = Instant::now();
+        // Some clients send the pong packet first: it does not count.
+        socket.heartbeat_seen.store(false, Ordering::Relaxed);
+        #[cfg(feature = "v3")]
+        if socket.protocol == ProtocolVersion::V3 {
+            return Self {
+                deadline: now + interval + timeout,
+                last_ping: now,
+                awaiting_pong: true,
+                interval,
+                timeout,
+            };
         }
+        Self {
+            deadline: now,
+            last_ping: now,
+            awaiting_pong: false,
+            interval,
+            timeout,
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Called once the deadline has passed. An error means the client missed its heartbeat.
+    pub(crate) fn on_deadline<D: Default + Send + Sync + 'static>(
+        &mut self,
+        socket: &Socket<D>,
+    ) -> Result<(), Error> {
+        let now = Instant::now();
+        #[cfg(feature = "v3")]
+        if socket.protocol == ProtocolVersion::V3 {
+            if !socket.heartbeat_seen.swap(false, Ordering::AcqRel) {
+                return Err(Error::HeartbeatTimeout);
+            }
+            self.deadline = now + self.interval + self.timeout;
+            return Ok(());
+        }
+        if self.awaiting_pong {
+            if !socket.heartbeat_seen.swap(false, Ordering::AcqRel) {
+                return Err(Error::HeartbeatTimeout);
+            }
+            #[cfg(feature = "tracing")]
+            tracing::trace!(sid = ?socket.id, "pong received");
+            self.awaiting_pong = false;
+            self.deadline = (self.last_ping + self.interval).max(now);
+            return Ok(());
+        }
+        // If we are currently upgrading we should pause the heartbeat process
+        if socket.is_upgrading() {
+            self.deadline = now + self.interval;
+            return Ok(());
+        }
+        #[cfg(feature = "tracing")]
+        tracing::trace!(sid = ?socket.id, "emitting ping");
+        // A pong that arrives without a ping (or twice for one ping) must not count for the next.
+        socket.heartbeat_seen.store(false, Ordering::Release);
+        socket
+            .outbox
+            .try_send(smallvec![Packet::Ping])
+            .map_err(|_| Error::HeartbeatTimeout)?;
+        self.awaiting_pong = true;
+        self.last_ping = now;
+        self.deadline = now + self.timeout;
+        Ok(())
     }
 }
 
@@ -200,33 +278,19 @@ where
     /// Whether the socket is currently upgrading to a new transport.
     upgrading: AtomicBool,
 
-    /// Channel to send [`PacketBuf`] to the connection
-    ///
-    /// It is used and managed by the [`EngineIo`](crate::engine) struct depending on the transport type
-    ///
-    /// It is locked if [`EngineIo`](crate::engine) is currently reading from it :
+    /// The reading side of the outgoing queue, locked by the transport that is draining it:
     /// * In case of polling transport it will be locked and released for each request
     /// * In case of websocket transport it will always be locked until the connection is closed
     ///
     /// Closing behavior is driven by the [`Socket::cancellation_token`].
-    ///
-    /// The channel is made of a [`SmallVec`] of [`Packet`]s so that adjacent packets can be sent atomically.
     pub(crate) internal_rx: Mutex<InternalRx>,
 
-    /// Channel to send [PacketBuf] to the internal connection
-    pub(crate) internal_tx: mpsc::Sender<PacketBuf>,
+    /// The outgoing queue: [`PacketBuf`]s (so that adjacent packets are sent atomically) and the
+    /// latest volatile one. Allocates only while packets are waiting (see `outbox.rs`).
+    pub(crate) outbox: Outbox,
 
-    /// Channel to send volatile [PacketBuf]s that bypass the internal buffer.
-    /// Uses a [`watch`](tokio::sync::watch) channel so only the latest volatile
-    /// message is retained; subsequent volatile sends overwrite the previous one.
-    volatile_tx: watch::Sender<Option<PacketBuf>>,
-
-    /// Internal channel to receive Pong [`Packets`](Packet) (v4 protocol) or Ping (v3 protocol) in the heartbeat job
-    /// which is running in a separate task
-    heartbeat_rx: Mutex<Receiver<()>>,
-    /// Channel to send Ping [`Packets`](Packet) (v4 protocol) or Ping (v3 protocol) from the connexion to the heartbeat job
-    /// which is running in a separate task
-    pub(crate) heartbeat_tx: mpsc::Sender<()>,
+    /// Set when a pong (v4) or ping (v3) arrives, read and cleared by the [`Heartbeat`].
+    pub(crate) heartbeat_seen: AtomicBool,
 
     /// A cancellation token that will be triggered when the socket is being closed.
     pub(crate) cancellation_token: CancellationToken,
@@ -255,23 +319,16 @@ where
         close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
         supports_binary: bool,
     ) -> Self {
-        let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
-        let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
-        let (volatile_tx, volatile_rx) = watch::channel(None);
-
         Self {
             id: Sid::new(),
             protocol,
             transport: AtomicU8::new(transport as u8),
             upgrading: AtomicBool::new(false),
 
-            internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
-            internal_tx,
+            internal_rx: Mutex::new(InternalRx::default()),
+            outbox: Outbox::new(config.max_buffer_size),
+            heartbeat_seen: AtomicBool::new(false),
 
-            volatile_tx,
-
-            heartbeat_rx: Mutex::new(heartbeat_rx),
-            heartbeat_tx,
             cancellation_token: CancellationToken::new(),
 
             close_fn,
@@ -288,7 +345,7 @@ where
         #[cfg(feature = "tracing")]
         tracing::debug!(?packet, "sending packet");
 
-        self.internal_tx
+        self.outbox
             .try_send(smallvec![packet])
             .map_err(|p| match p {
                 TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
@@ -303,19 +360,25 @@ where
         self.upgrading.store(true, Ordering::Relaxed);
     }
 
-    /// Spawn the heartbeat job
+    /// Spawn the heartbeat job of a polling session (a websocket session runs its
+    /// [`Heartbeat`] inside its connection task instead).
     ///
-    /// Keep a handle to the job so that it can be aborted when the socket is closed
+    /// The job stops when the socket is cancelled.
     pub(crate) fn spawn_heartbeat(self: Arc<Self>, interval: Duration, timeout: Duration) {
         let cancellation_token = self.cancellation_token.clone();
 
         tokio::spawn(
             cancellation_token
                 .run_until_cancelled_owned(async move {
-                    if let Err(_e) = self.heartbeat_job(interval, timeout).await {
-                        self.close(DisconnectReason::HeartbeatTimeout);
-                        #[cfg(feature = "tracing")]
-                        tracing::debug!(id = ?self.id, "heartbeat error: {_e}");
+                    let mut heartbeat = Heartbeat::new(&self, interval, timeout);
+                    loop {
+                        tokio::time::sleep_until(heartbeat.deadline()).await;
+                        if let Err(_e) = heartbeat.on_deadline(&self) {
+                            self.close(DisconnectReason::HeartbeatTimeout);
+                            #[cfg(feature = "tracing")]
+                            tracing::debug!(id = ?self.id, "heartbeat error: {_e}");
+                            break;
+                        }
                     }
                 })
                 .inspect(|_v| {
@@ -325,91 +388,14 @@ where
         );
     }
 
-    /// Heartbeat is sent every `interval` milliseconds by the client and the server `is` expected to respond within `timeout` milliseconds.
-    ///
-    /// If the client or server does not respond within the timeout, the connection is closed.
-    #[cfg(feature = "v3")]
-    async fn heartbeat_job(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        match self.protocol {
-            ProtocolVersion::V3 => self.heartbeat_job_v3(interval, timeout).await,
-            ProtocolVersion::V4 => self.heartbeat_job_v4(interval, timeout).await,
-        }
-    }
-
-    /// Heartbeat is sent every `interval` milliseconds and the client is expected to respond within `timeout` milliseconds.
-    ///
-    /// If the client does not respond within the timeout, the connection is closed.
-    #[cfg(not(feature = "v3"))]
-    async fn heartbeat_job(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        self.heartbeat_job_v4(interval, timeout).await
-    }
-
-    /// Heartbeat is sent every `interval` milliseconds and the client is expected to respond within `timeout` milliseconds.
-    ///
-    /// If the client does not respond within the timeout, the connection is closed.
-    async fn heartbeat_job_v4(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        let mut heartbeat_rx = self
-            .heartbeat_rx
-            .try_lock()
-            .expect("Pong rx should be locked only once");
-
-        #[cfg(feature = "tracing")]
-        tracing::debug!(sid = ?self.id, "heartbeat sender routine started");
-
-        let mut interval_tick = tokio::time::interval(interval);
-        interval_tick.tick().await;
-        // Some clients send the pong packet in first. If that happens, we should consume it.
-        heartbeat_rx.try_recv().ok();
-        loop {
-            // If we are currently upgrading we should pause the heartbeat process
-            if self.is_upgrading() {
-                interval_tick.tick().await;
-                continue;
-            }
-
-            #[cfg(feature = "tracing")]
-            tracing::trace!(sid = ?self.id, "emitting ping");
-
-            self.internal_tx
-                .try_send(smallvec![Packet::Ping])
-                .map_err(|_| Error::HeartbeatTimeout)?;
-
-            #[cfg(feature = "tracing")]
-            tracing::trace!(sid = ?self.id, "waiting for pong");
-
-            tokio::time::timeout(timeout, heartbeat_rx.recv())
-                .await
-                .map_err(|_| Error::HeartbeatTimeout)?
-                .ok_or(Error::HeartbeatTimeout)?;
-
-            #[cfg(feature = "tracing")]
-            tracing::trace!(sid = ?self.id, "pong received");
-
-            interval_tick.tick().await;
-        }
-    }
-
-    #[cfg(feature = "v3")]
-    async fn heartbeat_job_v3(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        let mut heartbeat_rx = self
-            .heartbeat_rx
-            .try_lock()
-            .expect("Pong rx should be locked only once");
-
-        #[cfg(feature = "tracing")]
-        tracing::debug!(sid = ?self.id, "heartbeat receiver routine started");
-
-        loop {
-            tokio::time::timeout(interval + timeout, heartbeat_rx.recv())
-                .await
-                .map_err(|_| Error::HeartbeatTimeout)?
-                .ok_or(Error::HeartbeatTimeout)?;
-
+    /// A heartbeat packet (pong in v4, ping in v3) arrived from the client.
+    pub(crate) fn on_heartbeat(&self) {
+        self.heartbeat_seen.store(true, Ordering::Release);
+        #[cfg(feature = "v3")]
+        if self.protocol == ProtocolVersion::V3 {
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "ping received, sending pong");
-            self.internal_tx
-                .try_send(smallvec![Packet::Pong])
-                .map_err(|_| Error::HeartbeatTimeout)?;
+            self.send(Packet::Pong).ok();
         }
     }
 
@@ -442,7 +428,7 @@ where
     /// If the socket is closed, the function will return a [`TrySendError::Closed`] error.
     #[inline]
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
-        let permit = self.internal_tx.try_reserve()?;
+        let permit = self.outbox.try_reserve()?;
         Ok(Permit { inner: permit })
     }
 
@@ -473,12 +459,12 @@ where
     /// Returns true if the socket is closed
     /// It means that no more packets can be sent to the client
     pub fn is_closed(&self) -> bool {
-        self.internal_tx.is_closed()
+        self.outbox.is_closed()
     }
 
     /// Wait for the socket to be fully closed
     pub async fn closed(&self) {
-        self.internal_tx.closed().await
+        self.outbox.closed().await
     }
 
     /// Emits a binary message to the client.
@@ -546,7 +532,7 @@ where
     }
 
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
-        self.volatile_tx.send(Some(packets)).is_ok()
+        self.outbox.send_volatile(packets)
     }
 }
 
@@ -557,9 +543,7 @@ impl<D: Default + Send + Sync + 'static> std::fmt::Debug for Socket<D> {
             .field("protocol", &self.protocol)
             .field("conn", &self.transport)
             .field("internal_rx", &self.internal_rx)
-            .field("internal_tx", &self.internal_tx)
-            .field("heartbeat_rx", &self.heartbeat_rx)
-            .field("heartbeat_tx", &self.heartbeat_tx)
+            .field("outbox", &self.outbox)
             .field("cancellation_token", &self.cancellation_token)
             .field("req_data", &self.req_parts)
             .finish()
@@ -606,23 +590,15 @@ where
         close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
         buffer_size: usize,
     ) -> (Arc<Socket<D>>, tokio::sync::mpsc::Receiver<Packet>) {
-        let (internal_tx, internal_rx) = mpsc::channel(buffer_size);
-        let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
-        let (volatile_tx, volatile_rx) = watch::channel(None);
-
         let sock = Self {
             id: sid,
             protocol: ProtocolVersion::V4,
             transport: AtomicU8::new(TransportType::Websocket as u8),
             upgrading: AtomicBool::new(false),
 
-            internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
-            internal_tx,
-
-            volatile_tx,
-
-            heartbeat_rx: Mutex::new(heartbeat_rx),
-            heartbeat_tx,
+            internal_rx: Mutex::new(InternalRx::default()),
+            outbox: Outbox::new(buffer_size),
+            heartbeat_seen: AtomicBool::new(false),
             cancellation_token: CancellationToken::new(),
             close_fn,
 
@@ -633,11 +609,11 @@ where
         };
         let sock = Arc::new(sock);
 
-        let (tx, rx) = mpsc::channel(buffer_size);
+        let (tx, rx) = tokio::sync::mpsc::channel(buffer_size);
         let sock_clone = sock.clone();
         tokio::spawn(async move {
-            let mut internal_rx = sock_clone.internal_rx.try_lock().unwrap();
-            while let Some(packets) = internal_rx.buffered_rx.recv().await {
+            let _internal_rx = sock_clone.internal_rx.try_lock().unwrap();
+            while let Some(packets) = sock_clone.outbox.recv().await {
                 for packet in packets {
                     tx.send(packet).await.unwrap();
                 }

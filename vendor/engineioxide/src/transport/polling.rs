@@ -9,11 +9,11 @@ use http_body::Body;
 use http_body_util::Full;
 use tokio_util::future::FutureExt as _;
 
-use engineioxide_core::{Packet, ProtocolVersion, Sid, TransportType};
+use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Sid, TransportType};
 
 use crate::{
     DisconnectReason, body::ResponseBody, engine::EngineIo, errors::Error,
-    handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
+    handler::EngineIoHandler, outbox::Outbox, socket::InternalRx, transport::make_open_packet,
 };
 
 /// Create a response for http request
@@ -48,7 +48,8 @@ where
     let socket = engine.create_session(
         protocol,
         TransportType::Polling,
-        req.into_parts().0,
+        // An owned copy of the head: the original holds hyper's read buffer (see `owned_head`).
+        crate::transport::owned_head(&req.into_parts().0),
         supports_binary,
     );
 
@@ -117,16 +118,14 @@ where
 
     let max_payload = engine.config.max_payload;
     let payload = {
-        let InternalRx {
-            buffered_rx,
-            volatile_rx,
-            peeked_packet,
-        } = &mut *rx;
+        let InternalRx { peeked_packet } = &mut *rx;
 
         // Prepend the packet peeked during the previous
         // polling request so it is encoded first, ahead of the newly received packets.
-        let rx_stream = stream::iter(peeked_packet.take())
-            .chain(rx_stream::EncoderStream::new(buffered_rx, volatile_rx));
+        // The outbox yields its buffered packets first, then the latest volatile one.
+        let outbox = &socket.outbox;
+        let rx_stream =
+            stream::iter(peeked_packet.take()).chain(OutboxStream::new(outbox));
 
         // Stop waiting for the next packet as soon as the session is closed. The combinator is biased
         // towards the encoder completion, so any buffered close packet is still flushed to the client.
@@ -192,8 +191,7 @@ where
                 break;
             }
             Ok(Packet::Pong | Packet::Ping) => {
-                // A full channel means that the client is already known to be alive.
-                socket.heartbeat_tx.try_send(()).ok();
+                socket.on_heartbeat();
                 Ok(())
             }
             Ok(Packet::Message(msg)) => {
@@ -220,121 +218,32 @@ where
     Ok(http_response(StatusCode::OK, "ok", false))
 }
 
-mod rx_stream {
-    use std::{
-        pin::Pin,
-        task::{Context, Poll, ready},
-    };
+/// The socket's [`Outbox`] as a [`Stream`](futures_core::Stream), by reference (it lives behind
+/// the socket's `internal_rx` lock).
+struct OutboxStream<'a> {
+    outbox: &'a Outbox,
+    next: tokio_util::sync::ReusableBoxFuture<'a, Option<PacketBuf>>,
+}
 
-    use futures_core::Stream;
-    use pin_project_lite::pin_project;
-    use tokio::sync::{mpsc, watch};
-    use tokio_util::sync::ReusableBoxFuture;
-
-    /// [`ReceiverStream`] is a stream that wraps a [`mpsc::Receiver`] by reference.
-    /// Allowing to use it as a stream even if it is behind a mutex.
-    pub struct ReceiverStream<'a, T> {
-        inner: &'a mut mpsc::Receiver<T>,
-    }
-
-    impl<'a, T> ReceiverStream<'a, T> {
-        pub fn new(inner: &'a mut mpsc::Receiver<T>) -> Self {
-            Self { inner }
+impl<'a> OutboxStream<'a> {
+    fn new(outbox: &'a Outbox) -> Self {
+        Self {
+            outbox,
+            next: tokio_util::sync::ReusableBoxFuture::new(outbox.recv()),
         }
     }
+}
 
-    impl<'a, T> Stream for ReceiverStream<'a, T> {
-        type Item = T;
+impl futures_core::Stream for OutboxStream<'_> {
+    type Item = PacketBuf;
 
-        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            self.inner.poll_recv(cx)
-        }
-    }
-
-    type WatchFutOutput<'a, T> = (
-        Result<(), watch::error::RecvError>,
-        &'a mut watch::Receiver<T>,
-    );
-
-    /// Wraps a [`watch::Receiver`] into a [`Stream`] by reference.
-    /// Allowing to use it as a stream even if it is behind a mutex.
-    ///
-    /// Inspired by <https://docs.rs/tokio-stream/latest/tokio_stream/wrappers/struct.WatchStream.html>
-    pub struct WatchStream<'a, T> {
-        inner: ReusableBoxFuture<'a, WatchFutOutput<'a, T>>,
-    }
-    impl<'a, T: Send + Sync + 'static> WatchStream<'a, T> {
-        pub fn new(rx: &'a mut watch::Receiver<T>) -> Self {
-            Self {
-                inner: ReusableBoxFuture::new(make_future(rx)),
-            }
-        }
-    }
-
-    async fn make_future<T>(
-        rx: &mut watch::Receiver<T>,
-    ) -> (Result<(), watch::error::RecvError>, &mut watch::Receiver<T>) {
-        let result = rx.changed().await;
-        (result, rx)
-    }
-
-    impl<'a, T: Clone + Send + Sync + 'static> Stream for WatchStream<'a, T> {
-        type Item = T;
-
-        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            let (result, rx) = ready!(self.inner.poll(cx));
-            match result {
-                Ok(_) => {
-                    let received = (*rx.borrow_and_update()).clone();
-                    self.inner.set(make_future(rx));
-                    Poll::Ready(Some(received))
-                }
-                Err(_) => {
-                    self.inner.set(make_future(rx));
-                    Poll::Ready(None)
-                }
-            }
-        }
-    }
-
-    impl<T> Unpin for WatchStream<'_, T> {}
-
-    pin_project! {
-        /// Combines a [`WatchStream`] and a [`ReceiverStream`] into a single [`Stream`].
-        pub struct EncoderStream<'a, T> {
-            #[pin]
-            watch: WatchStream<'a, Option<T>>,
-            #[pin]
-            rx: ReceiverStream<'a, T>,
-        }
-    }
-
-    impl<'a, T: Clone + Send + Sync + 'static> EncoderStream<'a, T> {
-        pub fn new(
-            rx: &'a mut mpsc::Receiver<T>,
-            watch: &'a mut watch::Receiver<Option<T>>,
-        ) -> Self {
-            Self {
-                rx: ReceiverStream::new(rx),
-                watch: WatchStream::new(watch),
-            }
-        }
-    }
-
-    impl<'a, T: Clone + Send + Sync + 'static> Stream for EncoderStream<'a, T> {
-        type Item = T;
-
-        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-            let this = self.project();
-            // low priority: poll the watch stream first, then the rx stream.
-            // same than with ws transport
-            match this.rx.poll_next(cx) {
-                Poll::Ready(v) => Poll::Ready(v),
-                Poll::Pending => match this.watch.poll_next(cx) {
-                    Poll::Ready(Some(v)) => Poll::Ready(v),
-                    Poll::Ready(None) | Poll::Pending => Poll::Pending,
-                },
-            }
-        }
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<PacketBuf>> {
+        let item = std::task::ready!(self.next.poll(cx));
+        let outbox = self.outbox;
+        self.next.set(outbox.recv());
+        std::task::Poll::Ready(item)
     }
 }

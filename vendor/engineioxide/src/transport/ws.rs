@@ -6,10 +6,7 @@
 
 use std::sync::Arc;
 
-use futures_util::{
-    SinkExt, StreamExt, TryStreamExt,
-    stream::{SplitSink, SplitStream},
-};
+use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
 use smallvec::smallvec;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -23,11 +20,13 @@ use tokio_tungstenite::{
 };
 use tokio_util::future::FutureExt as _;
 
-use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
+use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Sid, Str, TransportType};
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
-    errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
+    errors::Error, handler::EngineIoHandler, outbox::Recv, socket::Heartbeat,
+    transport::make_open_packet,
 };
 
 /// Create a response for websocket upgrade
@@ -57,9 +56,12 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     req: Request<R>,
 ) -> Result<Response<ResponseBody<B>>, Error> {
     let (parts, body) = req.into_parts();
-    let req = Request::from_parts(parts.clone(), body);
+    // The session keeps an owned copy of the head; the original (which holds hyper's read buffer)
+    // goes with the upgrade request and is dropped once the upgrade is done.
+    let head = crate::transport::owned_head(&parts);
+    let req = Request::from_parts(parts, body);
 
-    let ws_key = parts
+    let ws_key = head
         .headers
         .get("Sec-WebSocket-Key")
         .ok_or(Error::InvalidWebSocketKey)?
@@ -71,7 +73,7 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
             .map(hyper_util::rt::TokioIo::new);
 
         let res = match conn {
-            Ok(conn) => on_init(engine.clone(), conn, protocol, sid, parts).await,
+            Ok(conn) => on_init(engine.clone(), conn, protocol, sid, head).await,
             Err(_e) => {
                 #[cfg(feature = "tracing")]
                 tracing::debug!("ws upgrade error: {}", _e);
@@ -123,7 +125,7 @@ where
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
     let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
-    let (socket, ws) = if let Some(sid) = sid {
+    let (socket, ws, heartbeat) = if let Some(sid) = sid {
         match engine.get_socket(sid) {
             None => return Err(Error::UnknownSessionID(sid)),
             Some(socket) if socket.is_ws() => return Err(Error::MultipleWebsocketRequests),
@@ -148,7 +150,7 @@ where
                         return Err(Error::Upgrade);
                     }
                 }
-                (socket, ws)
+                (socket, ws, None)
             }
         }
     } else {
@@ -159,107 +161,46 @@ where
 
         let mut ws = ws_init().await;
         init_handshake(socket.id, &mut ws, &engine.config).await?;
-        socket
-            .clone()
-            .spawn_heartbeat(engine.config.ping_interval, engine.config.ping_timeout);
-        (socket, ws)
+        // The heartbeat of a session opened here runs in this task; an upgraded polling session
+        // keeps the heartbeat job it started with.
+        let heartbeat = Heartbeat::new(
+            &socket,
+            engine.config.ping_interval,
+            engine.config.ping_timeout,
+        );
+        (socket, ws, Some(heartbeat))
     };
-    let (tx, rx) = ws.split();
-
-    // Pipe between websocket and internal socket channel.
-    tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
-
-    // pipe between internal socket channel and websocket
-    match forward_to_handler(&engine, rx, &socket)
-        .with_cancellation_token(&socket.cancellation_token)
-        .await
-    {
-        Some(Err(ref e)) => {
-            let reason =
-                Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
-
-            #[cfg(feature = "tracing")]
-            tracing::debug!("error when handling packet: {:?}", e);
-            engine.close_session(socket.id, reason);
-        }
-        Some(Ok(())) => {
-            #[cfg(feature = "tracing")]
-            tracing::debug!(sid = %socket.id, "ws transport was closed");
-            engine.close_session(socket.id, DisconnectReason::TransportClose);
-        }
-        None => {
-            #[cfg(feature = "tracing")]
-            tracing::debug!(sid = %socket.id, "socket is closing");
-        }
-    }
+    run::<H, S>(&engine, &socket, ws, heartbeat).await;
     Ok(())
 }
 
-/// Forwards all packets received from a websocket to a EngineIo [`Socket`]
-async fn forward_to_handler<H: EngineIoHandler, S>(
-    engine: &Arc<EngineIo<H>>,
-    mut rx: SplitStream<WebSocketStream<S>>,
-    socket: &Arc<Socket<H::Data>>,
-) -> Result<(), Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    while let Some(msg) = rx.try_next().await? {
-        match msg {
-            Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
-                Packet::Close => {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] closing session", socket.id);
-                    engine.close_session(socket.id, DisconnectReason::TransportClose);
-                    break;
-                }
-                Packet::Pong | Packet::Ping => {
-                    // A full channel means that the client is already known to be alive.
-                    socket.heartbeat_tx.try_send(()).ok();
-                    Ok::<(), Error>(())
-                }
-                Packet::Message(msg) => {
-                    engine.handler.on_message(msg, socket.clone());
-                    Ok(())
-                }
-                p => return Err(Error::BadPacket(p)),
-            },
-            Message::Binary(mut data) => {
-                if socket.protocol == ProtocolVersion::V3 && !data.is_empty() {
-                    // The first byte is the message type, which we don't need.
-                    data = data.split_off(1);
-                }
-                engine.handler.on_binary(data, socket.clone());
-                Ok(())
-            }
-            Message::Close(_) => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!("websocket closed, closing session");
-                engine.close_session(socket.id, DisconnectReason::TransportClose);
-                break;
-            }
-            _ => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!(sid = ?socket.id, "unexpected ws message");
-                Ok(())
-            }
-        }?
-    }
-    Ok(())
+/// What made the connection loop stop.
+enum Exit {
+    /// The session was closed by the server (cancellation token) or the queue was closed.
+    Closing,
+    /// The client closed the connection or sent a close packet.
+    TransportClose,
+    Error(Error),
 }
 
-/// Forwards all packets waiting to be sent to the websocket
+/// The whole life of a websocket connection in one task (CyberHub patch, see `vendor/PATCHES.md`):
+/// reads client frames, writes the queued packets and, for a session opened on this websocket,
+/// drives the heartbeat. Upstream spawns a writer task and a heartbeat task next to the reading
+/// one; three futures and their channels per idle socket.
 ///
-/// The websocket stream is flushed only when the internal channel is drained
-async fn forward_to_socket<H: EngineIoHandler, S>(
-    socket: Arc<Socket<H::Data>>,
-    mut tx: SplitSink<WebSocketStream<S>, Message>,
+/// The outgoing queue is polled first, so packets queued before a close (e.g. the close packet) are
+/// written before the cancellation is seen.
+async fn run<H: EngineIoHandler, S>(
+    engine: &Arc<EngineIo<H>>,
+    socket: &Arc<Socket<H::Data>>,
+    mut ws: WebSocketStream<S>,
+    mut heartbeat: Option<Heartbeat>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // A polling request that was in progress during the upgrade may still hold the lock.
     let lock = socket.internal_rx.lock();
-    let Some(mut internal_rx) = lock
+    let Some(_internal_rx) = lock
         .with_cancellation_token(&socket.cancellation_token)
         .await
     else {
@@ -267,88 +208,161 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         tracing::debug!(sid = %socket.id, "session closed before starting the ws writer");
         return;
     };
-    let InternalRx {
-        buffered_rx,
-        volatile_rx,
-        ..
-    } = &mut *internal_rx;
 
-    // map a packet to a websocket message
-    // It is declared as a macro rather than a closure to avoid ownership issues
-    macro_rules! map_fn {
-            ($item:ident) => {
-                let res = match $item {
-                    Packet::Binary(bin) | Packet::BinaryV3(bin) => {
-                        if socket.protocol == ProtocolVersion::V3 {
-                            // v3 protocol requires packet type as the first byte.
-                            // This requires a new buffer. This is OK as it is only for the V3 protocol.
-                            let mut buff = Vec::with_capacity(bin.len() + 1);
-                            buff.push(0x04);
-                            buff.extend(bin);
-                            tx.feed(Message::Binary(buff.into())).await
-                        } else {
-                            tx.feed(Message::Binary(bin)).await
-                        }
-                    }
-                    // A Noop Packet maybe sent by the server to upgrade from a polling connection
-                    // In the case that the packet was not poll in time it will remain in the buffer and therefore
-                    // it should be discarded here
-                    Packet::Noop => Ok(()),
-                    _ => {
-                        let packet: String = $item.try_into().unwrap();
-                        tx.feed(Message::Text(packet.into())).await
-                    }
-                };
-                if let Err(_e) = res {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
-                }
-            };
-        }
+    let sleep = tokio::time::sleep_until(
+        heartbeat
+            .as_ref()
+            .map(Heartbeat::deadline)
+            .unwrap_or_else(tokio::time::Instant::now),
+    );
+    tokio::pin!(sleep);
 
-    // Forward buffered packets until the channel is closed or the session is cancelled.
-    loop {
+    let exit = loop {
         tokio::select! {
             biased;
-            items = buffered_rx.recv() => {
-                match items {
-                    Some(packets) => {
-                        for item in packets {
-                            map_fn!(item);
-                        }
-                        while let Ok(packets) = buffered_rx.try_recv() {
-                            for item in packets {
-                                map_fn!(item);
-                            }
-                        }
-                    }
-                    None => break
+            packets = socket.outbox.recv() => {
+                let Some(packets) = packets else { break Exit::Closing };
+                write_packets(socket, &mut ws, packets).await;
+                while let Recv::Packets(packets) = socket.outbox.try_recv() {
+                    write_packets(socket, &mut ws, packets).await;
                 }
+                #[cfg(feature = "tracing")]
+                tracing::trace!(sid = %socket.id, "ws flush");
+                ws.flush().await.ok();
             }
-            _ = socket.cancellation_token.cancelled() => break,
-            Ok(()) = volatile_rx.changed() => {
-                let val = volatile_rx.borrow_and_update().clone();
-                if let Some(packets) = val {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                    for item in packets {
-                        map_fn!(item);
-                    }
-                }
+            _ = socket.cancellation_token.cancelled() => break Exit::Closing,
+            msg = ws.next() => match msg {
+                None => break Exit::TransportClose,
+                Some(Err(e)) => break Exit::Error(e.into()),
+                Some(Ok(msg)) => match on_message(engine, socket, msg) {
+                    Ok(true) => {}
+                    Ok(false) => break Exit::TransportClose,
+                    Err(e) => break Exit::Error(e),
+                },
             },
+            () = &mut sleep, if heartbeat.is_some() => {
+                let hb = heartbeat.as_mut().expect("guarded by the branch condition");
+                if let Err(e) = hb.on_deadline(socket) {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!(id = ?socket.id, "heartbeat error: {e}");
+                    // As upstream's `Socket::close`: a close packet (written below), then the
+                    // session is closed with `HeartbeatTimeout`.
+                    socket.send(Packet::Close).ok();
+                    break Exit::Error(e);
+                }
+                sleep.as_mut().reset(hb.deadline());
+            }
         }
+    };
 
-        #[cfg(feature = "tracing")]
-        tracing::trace!(sid = %socket.id, "ws flush");
-        tx.flush().await.ok();
+    match exit {
+        Exit::Closing => {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(sid = %socket.id, "socket is closing");
+        }
+        Exit::TransportClose => {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(sid = %socket.id, "ws transport was closed");
+            engine.close_session(socket.id, DisconnectReason::TransportClose);
+        }
+        Exit::Error(e) => {
+            let reason =
+                Option::<DisconnectReason>::from(&e).unwrap_or(DisconnectReason::TransportError);
+            #[cfg(feature = "tracing")]
+            tracing::debug!("error when handling packet: {:?}", e);
+            engine.close_session(socket.id, reason);
+        }
     }
 
-    #[cfg(feature = "tracing")]
-    tracing::trace!(sid = %socket.id, "ws closing flush");
-
-    tx.flush().await.ok();
-    tx.close().await.ok();
+    // Write what is still queued (a close packet among others) and close the websocket. A client
+    // that does not read any more cannot hold the task: this is bounded by the ping timeout.
+    let closing = async {
+        while let Recv::Packets(packets) = socket.outbox.try_recv() {
+            write_packets(socket, &mut ws, packets).await;
+        }
+        #[cfg(feature = "tracing")]
+        tracing::trace!(sid = %socket.id, "ws closing flush");
+        ws.flush().await.ok();
+        ws.close(None).await.ok();
+    };
+    tokio::time::timeout(engine.config.ping_timeout, closing)
+        .await
+        .ok();
 }
+
+/// Handles one frame from the client. `Ok(false)` means the client closed the session.
+fn on_message<H: EngineIoHandler>(
+    engine: &Arc<EngineIo<H>>,
+    socket: &Arc<Socket<H::Data>>,
+    msg: Message,
+) -> Result<bool, Error> {
+    match msg {
+        Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
+            Packet::Close => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!("[sid={}] closing session", socket.id);
+                return Ok(false);
+            }
+            Packet::Pong | Packet::Ping => socket.on_heartbeat(),
+            Packet::Message(msg) => engine.handler.on_message(msg, socket.clone()),
+            p => return Err(Error::BadPacket(p)),
+        },
+        Message::Binary(mut data) => {
+            if socket.protocol == ProtocolVersion::V3 && !data.is_empty() {
+                // The first byte is the message type, which we don't need.
+                data = data.split_off(1);
+            }
+            engine.handler.on_binary(data, socket.clone());
+        }
+        Message::Close(_) => {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("websocket closed, closing session");
+            return Ok(false);
+        }
+        _ => {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(sid = ?socket.id, "unexpected ws message");
+        }
+    }
+    Ok(true)
+}
+
+/// Maps packets to websocket messages and feeds them (the caller flushes).
+async fn write_packets<D, S>(socket: &Socket<D>, ws: &mut WebSocketStream<S>, packets: PacketBuf)
+where
+    D: Default + Send + Sync + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    for item in packets {
+        let res = match item {
+            Packet::Binary(bin) | Packet::BinaryV3(bin) => {
+                if socket.protocol == ProtocolVersion::V3 {
+                    // v3 protocol requires packet type as the first byte.
+                    // This requires a new buffer. This is OK as it is only for the V3 protocol.
+                    let mut buff = Vec::with_capacity(bin.len() + 1);
+                    buff.push(0x04);
+                    buff.extend(bin);
+                    ws.feed(Message::Binary(buff.into())).await
+                } else {
+                    ws.feed(Message::Binary(bin)).await
+                }
+            }
+            // A Noop Packet maybe sent by the server to upgrade from a polling connection
+            // In the case that the packet was not poll in time it will remain in the buffer and therefore
+            // it should be discarded here
+            Packet::Noop => Ok(()),
+            item => {
+                let packet: String = item.try_into().unwrap();
+                ws.feed(Message::Text(packet.into())).await
+            }
+        };
+        if let Err(_e) = res {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+        }
+    }
+}
+
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection
 async fn init_handshake<S>(
     sid: Sid,
@@ -406,11 +420,10 @@ where
     socket.start_upgrade();
 
     // We send a last Noop request to close a potential waiting polling request.
-    socket
-        .internal_tx
-        .send(smallvec![Packet::Noop])
-        .await
-        .map_err(|_| Error::Upgrade)?;
+    // (A full queue needs no Noop: the waiting request returns with what is queued.)
+    if let Err(TrySendError::Closed(_)) = socket.outbox.try_send(smallvec![Packet::Noop]) {
+        return Err(Error::Upgrade);
+    }
 
     // wait for any current polling connection to finish by waiting for the socket to be unlocked
     // All other polling connection will be immediately closed with a NOOP packet.
@@ -505,15 +518,24 @@ mod tests {
         )
     }
 
+    fn engine() -> Arc<EngineIo<StubHandler>> {
+        Arc::new(EngineIo::new(
+            Arc::new(StubHandler),
+            EngineIoConfig::default(),
+        ))
+    }
+
     /// A polling request can still hold the lock at the end of an upgrade.
     #[tokio::test]
     async fn writer_waits_for_the_lock_of_a_polling_request() {
         let socket = socket();
         let (server, mut client) = ws_pair().await;
-        let (tx, _rx) = server.split();
 
         let polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
+        let writer = {
+            let socket = socket.clone();
+            tokio::spawn(async move { run::<StubHandler, _>(&engine(), &socket, server, None).await })
+        };
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!writer.is_finished(), "the writer should wait for the lock");
 
@@ -531,10 +553,12 @@ mod tests {
     async fn writer_waiting_for_the_lock_stops_with_the_session() {
         let socket = socket();
         let (server, _client) = ws_pair().await;
-        let (tx, _rx) = server.split();
 
         let _polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
+        let writer = {
+            let socket = socket.clone();
+            tokio::spawn(async move { run::<StubHandler, _>(&engine(), &socket, server, None).await })
+        };
         tokio::time::sleep(Duration::from_millis(20)).await;
 
         socket.cancellation_token.cancel();
@@ -542,5 +566,31 @@ mod tests {
             .await
             .expect("the writer should stop")
             .unwrap();
+    }
+
+    /// One task reads, writes and pings: a ping goes out at once, a pong keeps the session, the
+    /// client's messages reach the handler while packets are written.
+    #[tokio::test]
+    async fn one_task_reads_writes_and_pings() {
+        let socket = socket();
+        let (server, mut client) = ws_pair().await;
+        let hb = Heartbeat::new(&socket, Duration::from_millis(50), Duration::from_millis(40));
+        let task = {
+            let socket = socket.clone();
+            tokio::spawn(async move { run::<StubHandler, _>(&engine(), &socket, server, Some(hb)).await })
+        };
+        for _ in 0..3 {
+            let msg = tokio::time::timeout(TIMEOUT, client.next()).await.unwrap().unwrap().unwrap();
+            assert_eq!(msg, Message::text("2"));
+            client.send(Message::text("3")).await.unwrap();
+        }
+        socket.emit(Str::from("x")).unwrap();
+        let msg = tokio::time::timeout(TIMEOUT, client.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(msg, Message::text("4x"));
+        assert!(!task.is_finished());
+        // No pong: the session is closed by the heartbeat.
+        let msg = tokio::time::timeout(TIMEOUT, client.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(msg, Message::text("2"));
+        tokio::time::timeout(TIMEOUT, task).await.expect("heartbeat timeout ends the task").unwrap();
     }
 }
