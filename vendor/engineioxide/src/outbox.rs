@@ -21,6 +21,7 @@ use std::{
 
 use engineioxide_core::PacketBuf;
 use tokio::sync::{Notify, mpsc::error::TrySendError};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Default)]
 struct State {
@@ -28,7 +29,8 @@ struct State {
     /// Slots held by [`Permit`]s that were not used yet.
     reserved: usize,
     /// The latest volatile packet, if not yet written (later ones overwrite it).
-    volatile: Option<PacketBuf>,
+    /// Boxed: a `PacketBuf` is 168 bytes and this is almost always empty.
+    volatile: Option<Box<PacketBuf>>,
 }
 
 #[derive(Debug)]
@@ -123,7 +125,7 @@ impl Outbox {
         if self.is_closed() {
             return false;
         }
-        self.lock().volatile = Some(packets);
+        self.lock().volatile = Some(Box::new(packets));
         self.readable.notify_one();
         true
     }
@@ -139,7 +141,7 @@ impl Outbox {
             return Recv::Packets(packets);
         }
         if let Some(packets) = state.volatile.take() {
-            return Recv::Packets(packets);
+            return Recv::Packets(*packets);
         }
         if self.is_closed() { Recv::Closed } else { Recv::Empty }
     }
@@ -147,14 +149,54 @@ impl Outbox {
     /// Waits for the next packet; `None` once the outbox is closed and drained.
     /// Cancel safe: a packet is only taken when the future completes.
     pub(crate) async fn recv(&self) -> Option<PacketBuf> {
+        // Nothing but the `Notified` is held across the await: this future sits in every idle
+        // connection's task.
         loop {
-            match self.try_recv() {
-                Recv::Packets(p) => return Some(p),
-                Recv::Closed => return None,
-                // `notify_one` stores a permit when nobody waits, so a packet queued between
-                // `try_recv` and here still wakes us.
-                Recv::Empty => self.readable.notified().await,
+            if let Some(next) = self.take() {
+                return next;
             }
+            // `notify_one` stores a permit when nobody waits, so a packet queued between
+            // `take` and here still wakes us.
+            self.readable.notified().await;
+        }
+    }
+
+    /// Like [`Outbox::recv`], but also ends (after what is queued) once `token` is cancelled; the
+    /// canceller must call [`Outbox::wake`]. One future for both saves the websocket task a second
+    /// waiter (`CancellationToken::cancelled`).
+    ///
+    /// Takes nothing: returns `true` when there is something to read with [`Outbox::try_recv`]
+    /// (packets, or the end), `false` when cancelled with nothing queued. The packets are taken
+    /// by the writer itself, so no 168-byte `PacketBuf` is part of the waiting future.
+    pub(crate) async fn readable_until(&self, token: &CancellationToken) -> bool {
+        loop {
+            if self.has_next() {
+                return true;
+            }
+            if token.is_cancelled() {
+                return false;
+            }
+            self.readable.notified().await;
+        }
+    }
+
+    fn has_next(&self) -> bool {
+        let state = self.lock();
+        !state.queue.is_empty() || state.volatile.is_some() || self.is_closed()
+    }
+
+    /// Wakes the reader (see [`Outbox::readable_until`]).
+    pub(crate) fn wake(&self) {
+        self.readable.notify_one();
+    }
+
+    /// `Some(Some(packets))`, `Some(None)` once closed and drained, `None` when empty.
+    #[inline(never)]
+    fn take(&self) -> Option<Option<PacketBuf>> {
+        match self.try_recv() {
+            Recv::Packets(p) => Some(Some(p)),
+            Recv::Closed => Some(None),
+            Recv::Empty => None,
         }
     }
 

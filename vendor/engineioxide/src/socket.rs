@@ -157,7 +157,8 @@ impl Permit<'_> {
 /// transport allowed to drain it (a polling request, or the websocket task).
 #[derive(Debug, Default)]
 pub(crate) struct InternalRx {
-    pub peeked_packet: Option<PacketBuf>,
+    /// Boxed: a `PacketBuf` is 168 bytes and this is almost always empty.
+    pub peeked_packet: Option<Box<PacketBuf>>,
 }
 
 /// The heartbeat of one socket as a state machine driven by a single timer: the websocket task
@@ -386,6 +387,13 @@ where
                     tracing::debug!(aborted = _v.is_none(), "heartbeat job completed");
                 }),
         );
+    }
+
+    /// Cancels the session's transport tasks (and wakes the websocket task, which waits for its
+    /// outbox and the cancellation with one future).
+    pub(crate) fn cancel(&self) {
+        self.cancellation_token.cancel();
+        self.outbox.wake();
     }
 
     /// A heartbeat packet (pong in v4, ping in v3) arrived from the client.

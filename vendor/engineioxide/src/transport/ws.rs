@@ -170,8 +170,24 @@ where
         );
         (socket, ws, Some(heartbeat))
     };
-    run::<H, S>(&engine, &socket, ws, heartbeat).await;
+    // The connection lives on in a task of its own, sized for the loop alone: this one (the
+    // upgrade and the handshakes, 3 KB of future state) ends here and gives its memory back.
+    tokio::spawn(connection::<H, S>(engine, socket, ws, heartbeat));
     Ok(())
+}
+
+/// The connection's task: owns what [`run`] works on (references only, so nothing is held twice
+/// in the task's state).
+fn connection<H: EngineIoHandler, S>(
+    engine: Arc<EngineIo<H>>,
+    socket: Arc<Socket<H::Data>>,
+    mut ws: WebSocketStream<S>,
+    mut heartbeat: Option<Heartbeat>,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    async move { run::<H, S>(&engine, &socket, &mut ws, &mut heartbeat).await }
 }
 
 /// What made the connection loop stop.
@@ -193,8 +209,8 @@ enum Exit {
 async fn run<H: EngineIoHandler, S>(
     engine: &Arc<EngineIo<H>>,
     socket: &Arc<Socket<H::Data>>,
-    mut ws: WebSocketStream<S>,
-    mut heartbeat: Option<Heartbeat>,
+    ws: &mut WebSocketStream<S>,
+    heartbeat: &mut Option<Heartbeat>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -209,51 +225,7 @@ async fn run<H: EngineIoHandler, S>(
         return;
     };
 
-    let sleep = tokio::time::sleep_until(
-        heartbeat
-            .as_ref()
-            .map(Heartbeat::deadline)
-            .unwrap_or_else(tokio::time::Instant::now),
-    );
-    tokio::pin!(sleep);
-
-    let exit = loop {
-        tokio::select! {
-            biased;
-            packets = socket.outbox.recv() => {
-                let Some(packets) = packets else { break Exit::Closing };
-                write_packets(socket, &mut ws, packets).await;
-                while let Recv::Packets(packets) = socket.outbox.try_recv() {
-                    write_packets(socket, &mut ws, packets).await;
-                }
-                #[cfg(feature = "tracing")]
-                tracing::trace!(sid = %socket.id, "ws flush");
-                ws.flush().await.ok();
-            }
-            _ = socket.cancellation_token.cancelled() => break Exit::Closing,
-            msg = ws.next() => match msg {
-                None => break Exit::TransportClose,
-                Some(Err(e)) => break Exit::Error(e.into()),
-                Some(Ok(msg)) => match on_message(engine, socket, msg) {
-                    Ok(true) => {}
-                    Ok(false) => break Exit::TransportClose,
-                    Err(e) => break Exit::Error(e),
-                },
-            },
-            () = &mut sleep, if heartbeat.is_some() => {
-                let hb = heartbeat.as_mut().expect("guarded by the branch condition");
-                if let Err(e) = hb.on_deadline(socket) {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!(id = ?socket.id, "heartbeat error: {e}");
-                    // As upstream's `Socket::close`: a close packet (written below), then the
-                    // session is closed with `HeartbeatTimeout`.
-                    socket.send(Packet::Close).ok();
-                    break Exit::Error(e);
-                }
-                sleep.as_mut().reset(hb.deadline());
-            }
-        }
-    };
+    let exit = serve(engine, socket, ws, heartbeat).await;
 
     match exit {
         Exit::Closing => {
@@ -276,18 +248,95 @@ async fn run<H: EngineIoHandler, S>(
 
     // Write what is still queued (a close packet among others) and close the websocket. A client
     // that does not read any more cannot hold the task: this is bounded by the ping timeout.
-    let closing = async {
-        while let Recv::Packets(packets) = socket.outbox.try_recv() {
-            write_packets(socket, &mut ws, packets).await;
+    // Boxed, like the writes: only a closing connection needs this state.
+    Box::pin(async {
+        let closing = async {
+            while let Recv::Packets(packets) = socket.outbox.try_recv() {
+                write_packets(socket, ws, packets).await;
+            }
+            #[cfg(feature = "tracing")]
+            tracing::trace!(sid = %socket.id, "ws closing flush");
+            ws.flush().await.ok();
+            ws.close(None).await.ok();
+        };
+        tokio::time::timeout(engine.config.ping_timeout, closing)
+            .await
+            .ok();
+    })
+    .await;
+}
+
+/// The connection loop of [`run`]; returns why it stopped.
+async fn serve<H: EngineIoHandler, S>(
+    engine: &Arc<EngineIo<H>>,
+    socket: &Arc<Socket<H::Data>>,
+    ws: &mut WebSocketStream<S>,
+    heartbeat: &mut Option<Heartbeat>,
+) -> Exit
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let sleep = tokio::time::sleep_until(
+        heartbeat
+            .as_ref()
+            .map(Heartbeat::deadline)
+            .unwrap_or_else(tokio::time::Instant::now),
+    );
+    tokio::pin!(sleep);
+
+    loop {
+        tokio::select! {
+            biased;
+            // Queued packets first, then the cancellation (one waiter for both, see `recv_until`).
+            readable = socket.outbox.readable_until(&socket.cancellation_token) => {
+                // Boxed: the write state (~0.7 KB) exists only while writing, not in every idle
+                // connection's task.
+                if !readable || !Box::pin(write_all(socket, ws)).await {
+                    break Exit::Closing;
+                }
+            }
+            msg = ws.next() => match msg {
+                None => break Exit::TransportClose,
+                Some(Err(e)) => break Exit::Error(e.into()),
+                Some(Ok(msg)) => match on_message(engine, socket, msg) {
+                    Ok(true) => {}
+                    Ok(false) => break Exit::TransportClose,
+                    Err(e) => break Exit::Error(e),
+                },
+            },
+            () = &mut sleep, if heartbeat.is_some() => {
+                let hb = heartbeat.as_mut().expect("guarded by the branch condition");
+                if let Err(e) = hb.on_deadline(socket) {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!(id = ?socket.id, "heartbeat error: {e}");
+                    // As upstream's `Socket::close`: a close packet (written below), then the
+                    // session is closed with `HeartbeatTimeout`.
+                    socket.send(Packet::Close).ok();
+                    break Exit::Error(e);
+                }
+                sleep.as_mut().reset(hb.deadline());
+            }
         }
-        #[cfg(feature = "tracing")]
-        tracing::trace!(sid = %socket.id, "ws closing flush");
-        ws.flush().await.ok();
-        ws.close(None).await.ok();
+    }
+}
+
+/// Writes everything queued, then flushes. `false` once the outbox is closed and drained.
+async fn write_all<D, S>(socket: &Socket<D>, ws: &mut WebSocketStream<S>) -> bool
+where
+    D: Default + Send + Sync + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let open = loop {
+        match socket.outbox.try_recv() {
+            Recv::Packets(packets) => write_packets(socket, ws, packets).await,
+            Recv::Empty => break true,
+            Recv::Closed => break false,
+        }
     };
-    tokio::time::timeout(engine.config.ping_timeout, closing)
-        .await
-        .ok();
+    #[cfg(feature = "tracing")]
+    tracing::trace!(sid = %socket.id, "ws flush");
+    ws.flush().await.ok();
+    open
 }
 
 /// Handles one frame from the client. `Ok(false)` means the client closed the session.
@@ -534,7 +583,7 @@ mod tests {
         let polling = socket.internal_rx.lock().await;
         let writer = {
             let socket = socket.clone();
-            tokio::spawn(async move { run::<StubHandler, _>(&engine(), &socket, server, None).await })
+            tokio::spawn(connection::<StubHandler, _>(engine(), socket, server, None))
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!writer.is_finished(), "the writer should wait for the lock");
@@ -557,11 +606,11 @@ mod tests {
         let _polling = socket.internal_rx.lock().await;
         let writer = {
             let socket = socket.clone();
-            tokio::spawn(async move { run::<StubHandler, _>(&engine(), &socket, server, None).await })
+            tokio::spawn(connection::<StubHandler, _>(engine(), socket, server, None))
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
 
-        socket.cancellation_token.cancel();
+        socket.cancel();
         tokio::time::timeout(TIMEOUT, writer)
             .await
             .expect("the writer should stop")
@@ -577,7 +626,7 @@ mod tests {
         let hb = Heartbeat::new(&socket, Duration::from_millis(50), Duration::from_millis(40));
         let task = {
             let socket = socket.clone();
-            tokio::spawn(async move { run::<StubHandler, _>(&engine(), &socket, server, Some(hb)).await })
+            tokio::spawn(connection::<StubHandler, _>(engine(), socket, server, Some(hb)))
         };
         for _ in 0..3 {
             let msg = tokio::time::timeout(TIMEOUT, client.next()).await.unwrap().unwrap().unwrap();
