@@ -143,7 +143,11 @@ impl Outbox {
         if let Some(packets) = state.volatile.take() {
             return Recv::Packets(*packets);
         }
-        if self.is_closed() { Recv::Closed } else { Recv::Empty }
+        if self.is_closed() {
+            Recv::Closed
+        } else {
+            Recv::Empty
+        }
     }
 
     /// Waits for the next packet; `None` once the outbox is closed and drained.
@@ -239,12 +243,19 @@ mod tests {
         let outbox = Outbox::new(2);
         outbox.try_send(msg("a")).unwrap();
         let permit = outbox.try_reserve().unwrap();
-        assert!(matches!(outbox.try_send(msg("b")), Err(TrySendError::Full(_))));
+        assert!(matches!(
+            outbox.try_send(msg("b")),
+            Err(TrySendError::Full(_))
+        ));
         assert!(matches!(outbox.try_reserve(), Err(TrySendError::Full(()))));
         drop(permit);
         outbox.try_reserve().unwrap().send(msg("c"));
-        assert!(matches!(outbox.try_recv(), Recv::Packets(p) if p[0] == Packet::Message("a".into())));
-        assert!(matches!(outbox.try_recv(), Recv::Packets(p) if p[0] == Packet::Message("c".into())));
+        assert!(
+            matches!(outbox.try_recv(), Recv::Packets(p) if p[0] == Packet::Message("a".into()))
+        );
+        assert!(
+            matches!(outbox.try_recv(), Recv::Packets(p) if p[0] == Packet::Message("c".into()))
+        );
         assert!(matches!(outbox.try_recv(), Recv::Empty));
     }
 
@@ -265,8 +276,12 @@ mod tests {
         assert!(outbox.send_volatile(msg("v1")));
         assert!(outbox.send_volatile(msg("v2")));
         outbox.try_send(msg("a")).unwrap();
-        assert!(matches!(outbox.try_recv(), Recv::Packets(p) if p[0] == Packet::Message("a".into())));
-        assert!(matches!(outbox.try_recv(), Recv::Packets(p) if p[0] == Packet::Message("v2".into())));
+        assert!(
+            matches!(outbox.try_recv(), Recv::Packets(p) if p[0] == Packet::Message("a".into()))
+        );
+        assert!(
+            matches!(outbox.try_recv(), Recv::Packets(p) if p[0] == Packet::Message("v2".into()))
+        );
         assert!(matches!(outbox.try_recv(), Recv::Empty));
     }
 
@@ -279,11 +294,17 @@ mod tests {
             tokio::spawn(async move { outbox.closed().await })
         };
         outbox.close();
-        assert!(matches!(outbox.try_send(msg("b")), Err(TrySendError::Closed(_))));
+        assert!(matches!(
+            outbox.try_send(msg("b")),
+            Err(TrySendError::Closed(_))
+        ));
         assert!(!outbox.send_volatile(msg("v")));
         assert!(outbox.recv().await.is_some());
         assert!(outbox.recv().await.is_none());
-        tokio::time::timeout(std::time::Duration::from_secs(1), waiter).await.unwrap().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]
@@ -295,7 +316,10 @@ mod tests {
         };
         tokio::task::yield_now().await;
         outbox.try_send(msg("a")).unwrap();
-        let got = tokio::time::timeout(std::time::Duration::from_secs(1), reader).await.unwrap().unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(1), reader)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(got.is_some());
     }
 }

@@ -623,23 +623,47 @@ mod tests {
     async fn one_task_reads_writes_and_pings() {
         let socket = socket();
         let (server, mut client) = ws_pair().await;
-        let hb = Heartbeat::new(&socket, Duration::from_millis(50), Duration::from_millis(40));
+        let hb = Heartbeat::new(
+            &socket,
+            Duration::from_millis(50),
+            Duration::from_millis(40),
+        );
         let task = {
             let socket = socket.clone();
-            tokio::spawn(connection::<StubHandler, _>(engine(), socket, server, Some(hb)))
+            tokio::spawn(connection::<StubHandler, _>(
+                engine(),
+                socket,
+                server,
+                Some(hb),
+            ))
         };
         for _ in 0..3 {
-            let msg = tokio::time::timeout(TIMEOUT, client.next()).await.unwrap().unwrap().unwrap();
+            let msg = tokio::time::timeout(TIMEOUT, client.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
             assert_eq!(msg, Message::text("2"));
             client.send(Message::text("3")).await.unwrap();
         }
         socket.emit(Str::from("x")).unwrap();
-        let msg = tokio::time::timeout(TIMEOUT, client.next()).await.unwrap().unwrap().unwrap();
+        let msg = tokio::time::timeout(TIMEOUT, client.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(msg, Message::text("4x"));
         assert!(!task.is_finished());
         // No pong: the session is closed by the heartbeat.
-        let msg = tokio::time::timeout(TIMEOUT, client.next()).await.unwrap().unwrap().unwrap();
+        let msg = tokio::time::timeout(TIMEOUT, client.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(msg, Message::text("2"));
-        tokio::time::timeout(TIMEOUT, task).await.expect("heartbeat timeout ends the task").unwrap();
+        tokio::time::timeout(TIMEOUT, task)
+            .await
+            .expect("heartbeat timeout ends the task")
+            .unwrap();
     }
 }
