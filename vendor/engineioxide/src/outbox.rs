@@ -105,6 +105,8 @@ impl Outbox {
         Ok(Permit { outbox: self })
     }
 
+    // The packets come back on failure, as with the tokio channel this replaces.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn try_send(&self, packets: PacketBuf) -> Result<(), TrySendError<PacketBuf>> {
         if self.is_closed() {
             return Err(TrySendError::Closed(packets));
