@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Resident memory per idle authenticated socket on ONE replica (release build, SQLite, no bus):
 # starts the server, reads VmRSS, opens N idle websockets with a minimal client, waits, reads
-# VmRSS again. Usage: loadtest/idle-memory.sh [N=5000]
+# VmRSS again. Usage: loadtest/idle-memory.sh [N=5000] [websocket|polling]
+# polling holds N Engine.IO long-polling sessions instead (one keep-alive connection each with a
+# GET pending). CYBERHUB_BIN picks the binary (to compare two builds side by side).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 n="${1:-5000}"
+transport="${2:-websocket}"
 bin="${CYBERHUB_BIN:-$repo/target/release/cyberhub}"
 [ -x "$bin" ] || (cd "$repo" && cargo build --release)
 [ -d "$repo/tests/js/node_modules/ws" ] || (cd "$repo/tests/js" && npm ci --no-audit --no-fund --silent)
@@ -18,10 +21,10 @@ server=$!
 trap 'kill $server ${client:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
 before=$(awk '/VmRSS/{print $2}' "/proc/$server/status")
-node "$repo/loadtest/lib/idle-sockets.cjs" "ws://127.0.0.1:$port" "$n" "$secret" >"$work/client.log" 2>&1 &
+node "$repo/loadtest/lib/idle-sockets.cjs" "ws://127.0.0.1:$port" "$n" "$secret" "$transport" >"$work/client.log" 2>&1 &
 client=$!
 for _ in $(seq 120); do grep -q connected "$work/client.log" && break; sleep 0.5; done
 sleep 5
 after=$(awk '/VmRSS/{print $2}' "/proc/$server/status")
 sockets=$(curl -fs "http://127.0.0.1:$port/health" | sed -E 's/.*"clients":([0-9]+).*/\1/')
-echo "sockets=$sockets rss_before=${before}kB rss_after=${after}kB per_idle_socket=$(( (after - before) * 1024 / n )) bytes"
+echo "transport=$transport sockets=$sockets rss_before=${before}kB rss_after=${after}kB per_idle_socket=$(( (after - before) * 1024 / n )) bytes"

@@ -19,7 +19,7 @@ use crate::auth::Identity;
 use crate::client_ip::ClientIp;
 use crate::events::{user_room, Envelope, Event};
 use crate::metrics::Metrics;
-use crate::sessions::{self, Expiry, SlowConsumer};
+use crate::sessions::{self, SlowConsumer};
 use crate::state::{AppState, KnownUsers};
 use crate::store::Store;
 
@@ -309,22 +309,18 @@ async fn on_connect(socket: SocketRef, state: AppState) {
     let (metrics, still_counted) = (state.metrics.clone(), counted.clone());
     // Before the disconnect handler, so that handler always finds (and stops) the timer.
     if let Some(identity) = session.0 {
-        sessions::watch_expiry(
-            &socket,
-            identity.expires_at,
-            state.config.sessions.token_expiry_grace,
-            state.metrics.clone(),
-        );
+        state.expiry.watch(&socket, identity.expires_at);
     }
+    let expiry = state.expiry.clone();
     socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| async move {
         socket.extensions.remove::<SocketSlot>();
-        socket.extensions.remove::<Expiry>();
+        expiry.cancel(&socket);
         if still_counted.swap(false, Ordering::SeqCst) {
             metrics.client_disconnected(authenticated, disconnect_label(reason));
         }
     });
     if !socket.connected() && counted.swap(false, Ordering::SeqCst) {
-        socket.extensions.remove::<Expiry>();
+        state.expiry.cancel(&socket);
         state.metrics.client_disconnected(authenticated, "before_connect_handler");
         return;
     }
@@ -354,9 +350,7 @@ fn refresh(socket: &SocketRef, state: &AppState, body: Option<RefreshRequest>) -
     let (outcome, answer) = match refreshed_identity(socket, state, body) {
         Ok(identity) => {
             socket.extensions.insert(Session(Some(identity)));
-            if let Some(expiry) = socket.extensions.get::<Expiry>() {
-                expiry.extend(identity.expires_at);
-            }
+            state.expiry.extend(socket, identity.expires_at);
             ("ok", json!({ "ok": true, "exp": identity.expires_at }))
         }
         Err(error) => (error, json!({ "ok": false, "error": error })),

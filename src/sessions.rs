@@ -5,9 +5,10 @@
 use serde_json::json;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
@@ -103,38 +104,109 @@ pub fn cut_slow_consumer(socket: SocketRef, metrics: &Metrics) {
     });
 }
 
-/// The socket's token deadline: the `exp` (Unix seconds) of its current token. Held in the
-/// socket's extensions; removing it (on disconnect) ends the socket's expiry task.
-#[derive(Clone)]
-pub struct Expiry(watch::Sender<u64>);
+/// The socket's token deadline (its `exp` plus the grace, as an instant), held in the socket's
+/// extensions so that the deadline can be moved or dropped from [`ExpiryTimers`].
+#[derive(Clone, Copy, Debug)]
+pub struct Expiry(Instant);
 
-impl Expiry {
-    /// Moves the deadline to a refreshed token's `exp`.
-    pub fn extend(&self, expires_at: u64) {
-        self.0.send_replace(expires_at);
+type TimerKey = (Instant, socketioxide::socket::Sid);
+
+/// The token deadlines of every authenticated socket of this replica, fired by ONE task: a map
+/// ordered by deadline and a sleep until the earliest. A socket used to have its own sleeping
+/// task and watch channel for this, about 1 KB of every idle socket (docs/architecture.md, "Memory
+/// per idle socket"); an entry here is a few dozen bytes.
+pub struct ExpiryTimers {
+    timers: Mutex<BTreeMap<TimerKey, SocketRef>>,
+    /// Wakes the task when a deadline earlier than the one it sleeps until is added (and when
+    /// this is dropped, so that the task ends).
+    earlier: Arc<Notify>,
+    grace: Duration,
+}
+
+impl ExpiryTimers {
+    /// Starts the replica's expiry task; it runs until the returned value is dropped.
+    pub fn start(grace: Duration, metrics: Arc<Metrics>) -> Arc<Self> {
+        let earlier = Arc::new(Notify::new());
+        let timers = Arc::new(ExpiryTimers { timers: Mutex::default(), earlier: earlier.clone(), grace });
+        let weak = Arc::downgrade(&timers);
+        tokio::spawn(async move {
+            loop {
+                let notified = earlier.notified();
+                tokio::pin!(notified);
+                // Registered before looking: a deadline added from here on wakes the sleep below.
+                notified.as_mut().enable();
+                let Some(timers) = weak.upgrade() else { return };
+                let next = timers.fire_due(&metrics);
+                drop(timers);
+                let until = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                tokio::select! {
+                    () = tokio::time::sleep_until(until) => {}
+                    () = &mut notified => {}
+                }
+            }
+        });
+        timers
+    }
+
+    /// Ends the sockets whose deadline has passed; returns the next deadline.
+    fn fire_due(&self, metrics: &Metrics) -> Option<Instant> {
+        let now = Instant::now();
+        let due: Vec<SocketRef> = {
+            let mut timers = self.timers.lock().expect("lock");
+            let later = timers.split_off(&(now, socketioxide::socket::Sid::ZERO));
+            let due = std::mem::replace(&mut *timers, later);
+            due.into_values().collect()
+        };
+        for socket in due {
+            socket.extensions.remove::<Expiry>();
+            end(&socket, EndReason::TokenExpired, metrics);
+        }
+        self.timers.lock().expect("lock").keys().next().map(|(at, _)| *at)
+    }
+
+    /// Ends `socket` with `token_expired` at `expires_at` (Unix seconds) plus the grace, unless it
+    /// is moved ([`ExpiryTimers::extend`]) or dropped ([`ExpiryTimers::cancel`]) first.
+    pub fn watch(&self, socket: &SocketRef, expires_at: u64) {
+        let at = instant_of(expires_at) + self.grace;
+        socket.extensions.insert(Expiry(at));
+        let earliest = {
+            let mut timers = self.timers.lock().expect("lock");
+            timers.insert((at, socket.id), socket.clone());
+            timers.keys().next() == Some(&(at, socket.id))
+        };
+        if earliest {
+            self.earlier.notify_one();
+        }
+    }
+
+    /// Moves the socket's deadline to a refreshed token's `exp`.
+    pub fn extend(&self, socket: &SocketRef, expires_at: u64) {
+        if self.cancel(socket) {
+            self.watch(socket, expires_at);
+        }
+    }
+
+    /// Drops the socket's deadline (it disconnected). Returns whether it had one.
+    pub fn cancel(&self, socket: &SocketRef) -> bool {
+        let Some(Expiry(at)) = socket.extensions.remove::<Expiry>() else { return false };
+        self.timers.lock().expect("lock").remove(&(at, socket.id));
+        true
+    }
+
+    /// Sockets with a deadline (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.timers.lock().expect("lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-/// Starts the socket's expiry timer: one sleeping task per authenticated socket, which ends when
-/// the socket's `Expiry` is dropped (the disconnect handler removes it) or when it fires.
-pub fn watch_expiry(socket: &SocketRef, expires_at: u64, grace: Duration, metrics: Arc<Metrics>) {
-    let (sender, mut deadline) = watch::channel(expires_at);
-    socket.extensions.insert(Expiry(sender));
-    let socket = socket.clone();
-    tokio::spawn(async move {
-        loop {
-            let at = instant_of(*deadline.borrow_and_update()) + grace;
-            tokio::select! {
-                () = tokio::time::sleep_until(at) => {
-                    end(&socket, EndReason::TokenExpired, &metrics);
-                    return;
-                }
-                changed = deadline.changed() => if changed.is_err() {
-                    return;
-                },
-            }
-        }
-    });
+impl Drop for ExpiryTimers {
+    fn drop(&mut self) {
+        self.earlier.notify_one();
+    }
 }
 
 /// The monotonic instant of a Unix time in seconds (now, if it has passed).

@@ -52,9 +52,11 @@ impl Application {
             .max_payload(max_message as u64)
             .ws_max_message_size(max_message)
             .ws_max_frame_size(max_message)
-            // Clients send only tiny frames; tungstenite grows the buffer for a larger one. The
-            // 4 KB default was ~3 KB of every idle socket.
-            .ws_read_buffer_size(1024)
+            // Clients send only tiny frames (a pong is 1 byte); tungstenite reads a larger one in
+            // several reads and grows the buffer for it. Every byte of it is resident for every
+            // socket (it is zero-filled before each read): the 4 KB default was ~3 KB of every
+            // idle socket, 1 KB still ~0.8 KB; it grows by doubling, so 128 ends near 256.
+            .ws_read_buffer_size(128)
             // Packets queued for one socket; a socket whose queue is full is cut as a slow consumer.
             .max_buffer_size(config.sockets.send_queue)
             // A session that never connects to a namespace is closed instead of held.

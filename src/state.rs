@@ -30,6 +30,8 @@ pub struct App {
     /// sockets are closed over `DRAIN_WINDOW`.
     pub draining: AtomicBool,
     pub known_users: Arc<KnownUsers>,
+    /// Token deadlines of this replica's sockets, one task for all (`sessions::ExpiryTimers`).
+    pub expiry: Arc<crate::sessions::ExpiryTimers>,
     database_probe: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
 
@@ -89,6 +91,7 @@ impl AppState {
     ) -> Self {
         let limits = RateLimiters::new(&config.rate_limits);
         let sockets = SocketAdmission::new(&config.sockets);
+        let expiry = crate::sessions::ExpiryTimers::start(config.sessions.token_expiry_grace, metrics.clone());
         AppState(Arc::new(App {
             config,
             store,
@@ -100,6 +103,7 @@ impl AppState {
             io,
             draining: AtomicBool::new(false),
             known_users,
+            expiry,
             database_probe: tokio::sync::Mutex::new(None),
         }))
     }

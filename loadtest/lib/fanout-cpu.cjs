@@ -1,0 +1,76 @@
+// Replica CPU per `cases:updated` delivery: opens N authenticated websockets to one replica,
+// measures the replica's idle CPU for a while, then edits a case price EDITS times (GAP_MS apart)
+// and reads the replica's CPU (utime+stime from /proc/<pid>/stat) again once every socket got
+// every event. CPU per delivery = (CPU during the edits − idle CPU for as long) / deliveries.
+//   node fanout-cpu.cjs URL N SECRET PID [EDITS=40] [GAP_MS=250]
+// Also prints the client-side delivery latency (edit sent → event at the socket).
+const path = require('path');
+const fs = require('fs');
+const WebSocket = require(path.join(__dirname, '../../tests/js/node_modules/ws'));
+const crypto = require('crypto');
+const [url, n, secret, pid] = [process.argv[2], +process.argv[3], process.argv[4], process.argv[5]];
+const edits = +(process.argv[6] || 40), gap = +(process.argv[7] || 250);
+const http = url.replace(/^ws/, 'http');
+const ticksPerSec = 100; // CLK_TCK on Linux
+const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+function token(sub, role = 'user') {
+  const h = b64({ alg: 'HS256', typ: 'JWT' }), p = b64({ sub, role, exp: Math.floor(Date.now() / 1000) + 3600 });
+  return `${h}.${p}.${crypto.createHmac('sha256', secret).update(`${h}.${p}`).digest('base64url')}`;
+}
+function cpuTicks() {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return +f[11] + +f[12]; // utime, stime (fields 14, 15)
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let connected = 0, arrivals = 0, lat = [], t0 = 0;
+function open() {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`${url}/socket.io/?EIO=4&transport=websocket`);
+    ws.on('message', (m) => {
+      m = m.toString();
+      if (m.startsWith('0')) ws.send('40' + JSON.stringify({ token: token(crypto.randomUUID()) }));
+      else if (m.startsWith('40')) { connected++; resolve(); }
+      else if (m === '2') ws.send('3');
+      else if (m.startsWith('42["cases:updated"')) { arrivals++; lat.push(performance.now() - t0); }
+    });
+    ws.on('error', () => resolve());
+  });
+}
+(async () => {
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${token(crypto.randomUUID(), 'admin')}` };
+  const created = await fetch(`${http}/api/admin/cases`, {
+    method: 'POST', headers,
+    body: JSON.stringify({ name: 'fanout-cpu', image: '', price: 1,
+      items: [{ name: 'coin', image: '', rarity: 'common', kind: 'money', value: 1, weight: 1 }] }),
+  });
+  if (created.status !== 201) throw new Error(`create case: ${created.status} ${await created.text()}`);
+  const caseId = (await created.json()).case.id;
+  for (let i = 0; i < n; i += 200) await Promise.all(Array.from({ length: Math.min(200, n - i) }, () => open()));
+  if (connected !== n) throw new Error(`only ${connected}/${n} connected`);
+  await sleep(3000);
+  const window = edits * gap + 2000;
+  let c0 = cpuTicks();
+  await sleep(window);
+  const idle = cpuTicks() - c0;
+  arrivals = 0; lat = [];
+  c0 = cpuTicks();
+  const start = performance.now();
+  for (let k = 0; k < edits; k++) {
+    t0 = performance.now();
+    const res = await fetch(`${http}/api/admin/cases/${caseId}/price`, {
+      method: 'PUT', headers, body: JSON.stringify({ price: k % 2 ? 1 : 1.01 }) });
+    if (res.status !== 200) throw new Error(`price edit: ${res.status}`);
+    await sleep(Math.max(0, t0 + gap - performance.now()));
+  }
+  while (arrivals < n * edits && performance.now() - start < window) await sleep(50);
+  await sleep(Math.max(0, start + window - performance.now()));
+  const busy = cpuTicks() - c0;
+  const deliveries = n * edits;
+  lat.sort((a, b) => a - b);
+  const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))].toFixed(1);
+  const us = ((busy - idle) / ticksPerSec) * 1e6 / deliveries;
+  console.log(`sockets=${n} edits=${edits} deliveries=${arrivals}/${deliveries} window=${window}ms ` +
+    `cpu_busy=${busy}ticks cpu_idle=${idle}ticks cpu_per_delivery=${us.toFixed(2)}us ` +
+    `latency_p50=${q(0.5)}ms latency_p99=${q(0.99)}ms`);
+  process.exit(arrivals === deliveries ? 0 : 1);
+})().catch((e) => { console.error(e); process.exit(2); });
