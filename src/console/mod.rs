@@ -23,7 +23,6 @@ use crate::client_ip::ClientIp;
 use crate::domain::Role;
 use crate::metrics::Metrics;
 use crate::online::ReplicaOnline;
-use crate::sessions::{self, Expiry};
 use crate::state::AppState;
 
 /// The admin-only namespace.
@@ -53,7 +52,7 @@ struct RefreshRequest {
 
 /// Who a console socket is for, to check a refreshed token against.
 #[derive(Clone, Copy, Debug)]
-struct Admin(uuid::Uuid);
+struct Admin(uuid::Uuid, u64);
 
 #[derive(Debug, thiserror::Error)]
 enum Refused {
@@ -122,13 +121,9 @@ fn authenticate(socket: &SocketRef, handshake: Handshake, state: &AppState) -> R
     if let Some(slot) = slot {
         socket.extensions.insert(slot);
     }
-    sessions::watch_expiry(
-        socket,
-        identity.expires_at,
-        state.config.sessions.token_expiry_grace,
-        state.metrics.clone(),
-    );
-    socket.extensions.insert(Admin(identity.user_id));
+    // The token's deadline is watched from the connect handler on (as on `/`), so that a socket
+    // gone before it leaves no timer behind.
+    socket.extensions.insert(Admin(identity.user_id, identity.expires_at));
     // Listening before the connect packet goes out (see `crate::realtime`).
     let refresh_state = state.clone();
     socket.on("auth:refresh", move |socket: SocketRef, TryData(body): TryData<RefreshRequest>, ack: AckSender| {
@@ -147,7 +142,7 @@ fn authenticate(socket: &SocketRef, handshake: Handshake, state: &AppState) -> R
 /// token, or one without the admin role).
 fn refresh(socket: &SocketRef, state: &AppState, body: Option<RefreshRequest>) -> Value {
     let checked = (|| {
-        let Some(Admin(current)) = socket.extensions.get::<Admin>() else { return Err("forbidden") };
+        let Some(Admin(current, _)) = socket.extensions.get::<Admin>() else { return Err("forbidden") };
         let token = body.and_then(|b| b.token).filter(|t| !t.trim().is_empty()).ok_or("unauthorized")?;
         let identity = state.jwt.verify(token.trim()).map_err(|_| "unauthorized")?;
         if identity.user_id != current || identity.role != Role::Admin {
@@ -157,9 +152,7 @@ fn refresh(socket: &SocketRef, state: &AppState, body: Option<RefreshRequest>) -
     })();
     let (outcome, answer) = match checked {
         Ok(identity) => {
-            if let Some(expiry) = socket.extensions.get::<Expiry>() {
-                expiry.extend(identity.expires_at);
-            }
+            state.expiry.extend(socket, identity.expires_at);
             ("ok", json!({ "ok": true, "exp": identity.expires_at }))
         }
         Err(error) => (error, json!({ "ok": false, "error": error })),
@@ -175,16 +168,21 @@ fn on_connect(socket: SocketRef, state: AppState) {
     // disconnect handler registered here is never called).
     let counted = Arc::new(AtomicBool::new(true));
     let (metrics, still_counted) = (state.metrics.clone(), counted.clone());
+    // Before the disconnect handler, so that handler always finds (and stops) the timer.
+    if let Some(Admin(_, expires_at)) = socket.extensions.get::<Admin>() {
+        state.expiry.watch(&socket, expires_at);
+    }
+    let expiry = state.expiry.clone();
     socket.on_disconnect(move |socket: SocketRef| async move {
         socket.extensions.remove::<SocketSlot>();
-        socket.extensions.remove::<Expiry>();
+        expiry.cancel(&socket);
         if still_counted.swap(false, Ordering::SeqCst) {
             metrics.admin_sockets.dec();
         }
     });
     if !socket.connected() && counted.swap(false, Ordering::SeqCst) {
         socket.extensions.remove::<SocketSlot>();
-        socket.extensions.remove::<Expiry>();
+        state.expiry.cancel(&socket);
         state.metrics.admin_sockets.dec();
     }
 }
