@@ -34,6 +34,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::sequence::{self, GapCause, Publishers};
+use super::tls::{url_uses_tls, RedisTls};
 use super::topology::{self, RedisTopology, CHANNEL};
 use super::wire::{self, Key, Message, Rejection};
 use super::{BusHealth, ClusterOnline, EventBus};
@@ -153,7 +154,7 @@ pub struct RedisBus {
 }
 
 /// Which Redis, how the bus tells a lost publisher, and when it repairs again after one.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BusSettings {
     /// What REDIS_URL points at.
     pub topology: RedisTopology,
@@ -163,6 +164,9 @@ pub struct BusSettings {
     pub late_commit: Duration,
     /// BUS_PUBLISHER_TIMEOUT.
     pub publisher_timeout: Duration,
+    /// How to verify the server (and present a client certificate); set exactly when REDIS_URL
+    /// is a `rediss` one.
+    pub tls: Option<RedisTls>,
 }
 
 impl RedisBus {
@@ -178,10 +182,22 @@ impl RedisBus {
         store: Arc<dyn Store>,
         settings: BusSettings,
     ) -> anyhow::Result<Self> {
-        let BusSettings { topology, shards, late_commit, publisher_timeout } = settings;
+        let BusSettings { topology, shards, late_commit, publisher_timeout, tls } = settings;
         let sharded = topology == RedisTopology::Cluster;
         let channels = if sharded { topology::shard_channels(shards) } else { vec![CHANNEL.to_string()] };
-        let config = RedisConfig::from_url(url)?;
+        // fred would build its own TLS setup for a `rediss` URL (the system's roots, loaded
+        // again); ours is the one checked at start, with REDIS_TLS_* applied. Never clear text
+        // for a TLS URL: without a TLS setup it does not start.
+        let config = match (url_uses_tls(url), tls) {
+            (false, None) => RedisConfig::from_url(url)?,
+            (true, Some(tls)) => {
+                let mut config = RedisConfig::from_url(&super::tls::without_tls(url))?;
+                config.tls = Some(tls.fred_config());
+                config
+            }
+            (true, None) => anyhow::bail!("REDIS_URL uses TLS but no TLS settings were given"),
+            (false, Some(_)) => anyhow::bail!("REDIS_TLS_* settings given but REDIS_URL does not use TLS"),
+        };
         let mut builder = Builder::from_config(config);
         builder
             // Forever, backing off from 50 ms to 2 s.
