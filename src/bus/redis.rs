@@ -68,6 +68,9 @@ const SESSIONS_CHUNK: usize = 1_000;
 const REJECTION_LOG_EVERY_MS: u64 = 10_000;
 /// The same for gap warnings (a dead replica is noticed by every survivor at once).
 const GAP_LOG_EVERY_MS: u64 = 5_000;
+/// At most one warning per this many ms about failing connections to Redis (refused, timed out,
+/// a certificate that does not verify), with the count since the last one.
+const CONNECT_LOG_EVERY_MS: u64 = 10_000;
 
 /// Lets one warning through per interval and says how many occurrences it stands for, so what a
 /// network peer can trigger cannot flood the logs (the metrics count every occurrence).
@@ -263,6 +266,7 @@ impl RedisBus {
         }
         tokio::spawn(receive_loop(shared.clone()));
         tokio::spawn(client_count_loop(shared.clone()));
+        tokio::spawn(connection_error_log_loop(shared.clone()));
         if tokio::time::timeout(Duration::from_secs(2), shared.subscriber.wait_for_connect()).await.is_err() {
             tracing::warn!("Redis is not answering yet; serving without the cluster bus until it does");
         }
@@ -528,6 +532,33 @@ async fn subscription_loop(shared: Arc<Shared>) {
                     lost(&shared, "disconnected");
                 }
             }
+        }
+    }
+}
+
+/// Says why Redis cannot be reached (a wrong CA, a refused connection), throttled: the clients
+/// retry forever and `/health` only says `down`.
+async fn connection_error_log_loop(shared: Arc<Shared>) {
+    let throttle = LogThrottle::new(CONNECT_LOG_EVERY_MS);
+    let mut publisher = shared.publisher.error_rx();
+    let mut subscriber = shared.subscriber.error_rx();
+    loop {
+        let error = tokio::select! {
+            error = publisher.recv() => error,
+            error = subscriber.recv() => error,
+        };
+        match error {
+            Ok((error, server)) => {
+                if shared.closing.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Some(count) = throttle.occurred() {
+                    let server = server.map(|s| format!("{}:{}", s.host, s.port)).unwrap_or_default();
+                    tracing::warn!(error = %error, server, count, "cannot reach Redis; retrying");
+                }
+            }
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
         }
     }
 }
