@@ -59,11 +59,13 @@ stopped cluster takes the environment's, else the saved ones, else these default
                           three masters with a replica each, REDIS_URL=redis-cluster://…
   REDIS_PORTS             the ports of a sentinel set (master, replica, three sentinels) or of
                           a cluster (six nodes), space-separated; default REDIS_PORT and up
-  REDIS_TLS               1: Redis speaks only TLS (REDIS_MODE single), with a throwaway CA,
-                          server and client certificates made by openssl under $CLUSTER_DIR/tls;
-                          it asks for client certificates (tls-auth-clients yes); the replicas
-                          get REDIS_URL=rediss://… and REDIS_TLS_CA_FILE, _CERT_FILE, _KEY_FILE
-                          (REPLICA_ENV can override them)                   default 0
+  REDIS_TLS               1: every Redis node and sentinel speaks only TLS (replication, the
+                          cluster bus and Sentinel's links too), with a throwaway CA, server
+                          and client certificates made by openssl under $CLUSTER_DIR/tls; they
+                          ask for client certificates (tls-auth-clients yes); the replicas get
+                          REDIS_URL=rediss://… (rediss-sentinel, rediss-cluster) and
+                          REDIS_TLS_CA_FILE, _CERT_FILE, _KEY_FILE (REPLICA_ENV can override
+                          them)                                              default 0
   REDIS_CLUSTER_BUS_PORTS the six cluster nodes' cluster-bus ports   default each node's port +10000
                           (so the nodes' ports must be 55535 or less unless these are given)
   REDIS_NODE_TIMEOUT      ms before a silent master is failed over (Sentinel's
@@ -154,7 +156,7 @@ take_new_settings() {
     : "${REDIS_TLS:=0}"
     case "$REDIS_TLS" in
         0) ;;
-        1) [ "$REDIS_MODE" = single ] || die "REDIS_TLS=1 is only for REDIS_MODE single" ;;
+        1) [[ "$CLUSTER_DIR" != *[[:space:]]* ]] || die "REDIS_TLS=1 needs a CLUSTER_DIR without spaces" ;;
         *) die "REDIS_TLS must be 0 or 1, not '$REDIS_TLS'" ;;
     esac
     local needed
@@ -253,10 +255,10 @@ replica_port() {
 redis_url() {
     case "$REDIS_MODE" in
         sentinel)
-            echo "redis-sentinel://:$REDIS_PASSWORD@127.0.0.1:$(sentinel_port 1)?sentinelServiceName=cyberhub&node=127.0.0.1:$(sentinel_port 2)&node=127.0.0.1:$(sentinel_port 3)&sentinelPassword=$REDIS_PASSWORD"
+            echo "$(redis_scheme)-sentinel://:$REDIS_PASSWORD@127.0.0.1:$(sentinel_port 1)?sentinelServiceName=cyberhub&node=127.0.0.1:$(sentinel_port 2)&node=127.0.0.1:$(sentinel_port 3)&sentinelPassword=$REDIS_PASSWORD"
             ;;
         cluster)
-            echo "redis-cluster://:$REDIS_PASSWORD@127.0.0.1:$(redis_node_port 1)?node=127.0.0.1:$(redis_node_port 2)&node=127.0.0.1:$(redis_node_port 3)"
+            echo "$(redis_scheme)-cluster://:$REDIS_PASSWORD@127.0.0.1:$(redis_node_port 1)?node=127.0.0.1:$(redis_node_port 2)&node=127.0.0.1:$(redis_node_port 3)"
             ;;
         *) echo "$(redis_scheme)://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT" ;;
     esac
@@ -332,7 +334,7 @@ redis_pid() { pid_of "$CLUSTER_DIR/redis.pid" "redis-server"; }
 redis_answers() {
     local reply
     if [ "$REDIS_TLS" = 1 ]; then
-        [ "$(rcli -p "$REDIS_PORT" "${tls_cli[@]}" PING 2>/dev/null)" = PONG ]
+        node_answers "$REDIS_PORT"
         return
     fi
     exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" || return 1
@@ -393,7 +395,7 @@ ensure_tls_files() {
         mkdir -p "$tls_dir"
         cd "$tls_dir" || exit 1
         local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
-        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >server.ext
         printf 'extendedKeyUsage=clientAuth\n' >client.ext
         openssl req -x509 "${ec[@]}" -days 30 -subj /CN=cyberhub-local-ca -keyout ca.key -out ca.pem &&
             openssl req "${ec[@]}" -subj /CN=127.0.0.1 -keyout server.key -out server.csr &&
@@ -401,6 +403,28 @@ ensure_tls_files() {
             openssl req "${ec[@]}" -subj /CN=cyberhub-replica -keyout client.key -out client.csr &&
             openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -days 30 -extfile client.ext -out client.pem
     ) >"$CLUSTER_DIR/openssl.log" 2>&1 || die "openssl could not make the TLS files; see $CLUSTER_DIR/openssl.log"
+}
+
+# redis-cli's options for the TLS Redis (REDIS_TLS=1); none without TLS. Paths without spaces
+# (checked by `up`), so the words split as they should.
+tls_cli() {
+    if [ "$REDIS_TLS" = 1 ]; then
+        echo "--tls --cacert $tls_dir/ca.pem --cert $tls_dir/client.pem --key $tls_dir/client.key"
+    fi
+}
+
+# A node's or a sentinel's config lines: TLS only (no clear-text port), client certificates
+# required, replication, the cluster bus and Sentinel's links over TLS too.
+tls_conf() {
+    local port="$1"
+    if [ "$REDIS_TLS" = 1 ]; then
+        printf 'port 0\ntls-port %s\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\n' \
+            "$port" "$tls_dir/server.pem" "$tls_dir/server.key" "$tls_dir/ca.pem"
+        printf 'tls-auth-clients yes\ntls-replication yes\n'
+        if [ "$REDIS_MODE" = cluster ]; then printf 'tls-cluster yes\n'; fi
+    else
+        printf 'port %s\n' "$port"
+    fi
 }
 
 # NAME=value words for a replica (the CA, the client certificate and key); none without TLS.
@@ -431,9 +455,9 @@ redis_node_pid() { pid_of "$CLUSTER_DIR/redis-$1.pid" "redis-server"; }
 sentinel_pid() { pid_of "$CLUSTER_DIR/sentinel-$1.pid" "redis-server"; }
 
 # redis-cli with the password from the environment (REDISCLI_AUTH), never on its command line.
-rcli() { REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 --no-auth-warning "$@"; }
-# redis-cli's options for the TLS Redis (REDIS_TLS=1).
-tls_cli=(--tls --cacert "$tls_dir/ca.pem" --cert "$tls_dir/client.pem" --key "$tls_dir/client.key")
+# With REDIS_TLS=1 over TLS, with the client certificate.
+# shellcheck disable=SC2046 # tls_cli's words
+rcli() { REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 --no-auth-warning $(tls_cli) "$@"; }
 
 node_answers() { [ "$(rcli -p "$1" PING 2>/dev/null)" = PONG ]; }
 
@@ -443,7 +467,8 @@ write_node_conf() {
     conf="$CLUSTER_DIR/redis-$i.conf"
     mkdir -p "$CLUSTER_DIR/redis-$i"
     (umask 077 && {
-        printf 'port %s\nbind 127.0.0.1\ndaemonize yes\nsave ""\nappendonly no\n' "$port"
+        tls_conf "$port"
+        printf 'bind 127.0.0.1\ndaemonize yes\nsave ""\nappendonly no\n'
         printf 'dir %s\npidfile %s\nlogfile %s\n' "$CLUSTER_DIR/redis-$i" "$CLUSTER_DIR/redis-$i.pid" "$CLUSTER_DIR/redis-$i.log"
         printf 'requirepass %s\nmasterauth %s\n' "$REDIS_PASSWORD" "$REDIS_PASSWORD"
         if [ "$REDIS_MODE" = cluster ]; then
@@ -460,7 +485,8 @@ write_node_conf() {
 write_sentinel_conf() {
     local i="$1" conf="$CLUSTER_DIR/sentinel-$1.conf"
     (umask 077 && {
-        printf 'port %s\nbind 127.0.0.1\ndaemonize yes\n' "$(sentinel_port "$i")"
+        tls_conf "$(sentinel_port "$i")"
+        printf 'bind 127.0.0.1\ndaemonize yes\n'
         printf 'dir %s\npidfile %s\nlogfile %s\n' "$CLUSTER_DIR" "$CLUSTER_DIR/sentinel-$i.pid" "$CLUSTER_DIR/sentinel-$i.log"
         printf 'requirepass %s\nsentinel sentinel-pass %s\n' "$REDIS_PASSWORD" "$REDIS_PASSWORD"
         printf 'sentinel monitor cyberhub 127.0.0.1 %s 2\n' "$(redis_node_port 1)"
@@ -540,6 +566,7 @@ cluster_master_port_for_slot() {
 
 start_topology() {
     local i n ports=() live
+    if [ "$REDIS_TLS" = 1 ]; then ensure_tls_files; fi
     n="$(redis_data_nodes)"
     for i in $(seq 1 "$n"); do
         if ! redis_node_pid "$i" >/dev/null; then start_redis_node "$i"; fi
@@ -558,7 +585,8 @@ start_topology() {
         say "redis sentinel set up: master 127.0.0.1:$(sentinel_master_port), sentinels $(sentinel_port 1) $(sentinel_port 2) $(sentinel_port 3)"
     else
         if rcli -p "$(redis_node_port 1)" CLUSTER INFO | grep -q '^cluster_slots_assigned:0'; then
-            REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli --no-auth-warning --cluster create "${ports[@]}" \
+            # shellcheck disable=SC2046 # tls_cli's words
+            REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli --no-auth-warning $(tls_cli) --cluster create "${ports[@]}" \
                 --cluster-replicas 1 --cluster-yes >"$CLUSTER_DIR/cluster-create.log" 2>&1 ||
                 die "redis-cli --cluster create failed; see $CLUSTER_DIR/cluster-create.log"
         fi

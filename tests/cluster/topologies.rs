@@ -19,6 +19,22 @@ async fn events_cross_replicas_on_a_sentinel_set() {
     cluster.shutdown().await;
 }
 
+/// The same over TLS only (`rediss-sentinel://`, `rediss-cluster://`): every node and sentinel
+/// speaks only TLS and asks for client certificates, replication, the cluster bus and Sentinel's
+/// links included (cluster.sh REDIS_TLS=1); the replicas verify each node against the private CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cross_replicas_on_a_tls_sentinel_set_and_a_tls_redis_cluster() {
+    for (mode, scheme) in [(RedisMode::Sentinel, "rediss-sentinel://"), (RedisMode::Cluster, "rediss-cluster://")] {
+        let cluster = Cluster::builder(3).redis(mode).redis_tls().start().await;
+        assert!(cluster.env.redis_url.starts_with(scheme), "{}", cluster.env.redis_url);
+        for port in &cluster.redis_ports {
+            assert_ne!(redis_cli(*port, &["PING"]).trim(), "PONG", "no clear-text port on {port}");
+        }
+        events_cross_replicas(&cluster).await;
+        cluster.shutdown().await;
+    }
+}
+
 /// Redis over TLS only (no clear-text port), with a private CA and client certificates
 /// (`tls-auth-clients yes`): the replicas given `rediss://`, the CA and their certificate deliver
 /// across replicas; one given a CA that did not sign the server's certificate stays off the bus,
