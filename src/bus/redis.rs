@@ -553,8 +553,8 @@ async fn connection_error_log_loop(shared: Arc<Shared>) {
                     return;
                 }
                 if let Some(count) = throttle.occurred() {
-                    let server = server.map(|s| format!("{}:{}", s.host, s.port)).unwrap_or_default();
-                    tracing::warn!(error = %error, server, count, "cannot reach Redis; retrying");
+                    let server = server.map(|s| format!("{}:{}", s.host, s.port));
+                    tracing::warn!(error = %error, server = server.as_deref(), count, "cannot reach Redis; retrying");
                 }
             }
             Err(RecvError::Lagged(_)) => {}
