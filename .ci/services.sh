@@ -38,6 +38,8 @@ ensure_apt_packages() {
     command -v redis-server >/dev/null || missing+=(redis-server)
     # Sentinel and Redis Cluster set-up and checks (cluster.sh REDIS_MODE, tests/cluster/topologies.rs).
     command -v redis-cli >/dev/null || missing+=(redis-tools)
+    # Throwaway CAs and certificates for Redis over TLS (cluster.sh REDIS_TLS=1, the TLS tests).
+    command -v openssl >/dev/null || missing+=(openssl)
     command -v nginx >/dev/null || missing+=(nginx)
     command -v node >/dev/null || missing+=(nodejs npm)
     command -v promtool >/dev/null || missing+=(prometheus)

@@ -303,6 +303,9 @@ pub struct Config {
     pub redis_topology: Option<RedisTopology>,
     /// Sharded pub/sub channels the events spread over on a Redis Cluster (`BUS_SHARDS`).
     pub bus_shards: u16,
+    /// TLS to Redis (`REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE`, checked);
+    /// set exactly when `redis_url` is a `rediss` one.
+    pub redis_tls: Option<crate::bus::tls::RedisTls>,
     pub jwt_secret: Option<Secret>,
     pub payment_webhook_secret: Option<Secret>,
     /// Signs and verifies every message on the cluster bus; set exactly when `redis_url` is.
@@ -354,6 +357,7 @@ impl Config {
             Some(url) => Some(crate::bus::topology::parse(url.expose()).map_err(|e| invalid("REDIS_URL", e))?),
             None => None,
         };
+        let redis_tls = redis_tls(&get, redis_url.as_ref().map(|url| url.expose().to_string()).as_deref())?;
         let bus_shards = match get("BUS_SHARDS") {
             Some(n) => n
                 .parse::<u16>()
@@ -486,6 +490,7 @@ impl Config {
             database_max_connections,
             redis_url,
             redis_topology,
+            redis_tls,
             bus_shards,
             jwt_secret,
             payment_webhook_secret,
@@ -505,6 +510,28 @@ impl Config {
 
     pub fn is_cluster(&self) -> bool {
         self.redis_url.is_some()
+    }
+}
+
+/// The TLS settings for a `rediss` REDIS_URL, read and checked now; set without one, they are a
+/// mistake (the operator believes the bus is encrypted), so they stop the process.
+fn redis_tls(
+    get: &impl Fn(&str) -> Option<String>,
+    redis_url: Option<&str>,
+) -> Result<Option<crate::bus::tls::RedisTls>, ConfigError> {
+    use crate::bus::tls::{url_uses_tls, RedisTls, CA_FILE, CERT_FILE, KEY_FILE};
+    let (ca, cert, key) = (get(CA_FILE), get(CERT_FILE), get(KEY_FILE));
+    match redis_url {
+        Some(url) if url_uses_tls(url) => RedisTls::load(ca.as_deref(), cert.as_deref(), key.as_deref())
+            .map(Some)
+            .map_err(|(var, message)| invalid(var, message)),
+        _ => match [(CA_FILE, &ca), (CERT_FILE, &cert), (KEY_FILE, &key)].into_iter().find(|(_, v)| v.is_some()) {
+            Some((var, _)) => Err(invalid(
+                var,
+                "set, but REDIS_URL does not use TLS: use rediss://, rediss-sentinel:// or rediss-cluster://",
+            )),
+            None => Ok(None),
+        },
     }
 }
 
@@ -625,6 +652,84 @@ mod tests {
         assert!(!format!("{c:?}").contains(KEY_B), "secrets stay out of Debug");
         // A single node has no bus to sign.
         assert!(config(&[("BUS_SECRET", KEY_B)]).unwrap().bus_secret.is_none());
+    }
+
+    /// A throwaway CA, and a client certificate and key it signed, made by `openssl`.
+    fn throwaway_pki() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("cyberhub-tls-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+        for command in [
+            format!("req -x509 {ec} -days 1 -subj /CN=test-ca -keyout ca.key -out ca.pem"),
+            format!("req {ec} -subj /CN=client -keyout client.key -out client.csr"),
+            "x509 -req -in client.csr -CA ca.pem -CAkey ca.key -days 1 -extfile client.ext -out client.pem".into(),
+        ] {
+            let args: Vec<&str> = command.split(' ').collect();
+            let out = std::process::Command::new("openssl").args(&args).current_dir(&dir).output().unwrap();
+            assert!(out.status.success(), "openssl {command}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        dir
+    }
+
+    #[test]
+    fn redis_tls_files_are_checked_at_start_and_named_when_wrong() {
+        let pki = throwaway_pki();
+        let path = |name: &str| pki.join(name).to_string_lossy().into_owned();
+        let (ca, cert, key) = (path("ca.pem"), path("client.pem"), path("client.key"));
+        let base = [
+            ("REDIS_URL", "rediss://:pw@127.0.0.1:6380"),
+            ("DATABASE_URL", "postgres://u:p@h/db"),
+            ("JWT_SECRET", KEY_A),
+            ("BUS_SECRET", KEY_B),
+        ];
+        let with = |extra: &[(&str, &str)]| config(&[&base[..], extra].concat());
+
+        // The system's roots by default; a private CA; a client certificate.
+        let tls = with(&[]).unwrap().redis_tls.expect("rediss:// sets up TLS");
+        assert_eq!((tls.ca_file.as_deref(), tls.client_cert), (None, false));
+        let tls = with(&[("REDIS_TLS_CA_FILE", &ca)]).unwrap().redis_tls.unwrap();
+        assert_eq!((tls.ca_file.as_deref(), tls.client_cert), (Some(ca.as_str()), false));
+        let tls = with(&[("REDIS_TLS_CA_FILE", &ca), ("REDIS_TLS_CERT_FILE", &cert), ("REDIS_TLS_KEY_FILE", &key)])
+            .unwrap()
+            .redis_tls
+            .unwrap();
+        assert!(tls.client_cert);
+        assert!(!format!("{tls:?}").contains("PRIVATE"), "{tls:?}");
+        for url in ["rediss-sentinel://10.0.0.1:26379?sentinelServiceName=c", "rediss-cluster://10.0.0.1:6379"] {
+            let mut vars = base.to_vec();
+            vars[0].1 = url;
+            assert!(config(&vars).unwrap().redis_tls.is_some(), "{url}");
+        }
+
+        for (extra, var) in [
+            (vec![("REDIS_TLS_CA_FILE", path("missing.pem"))], "REDIS_TLS_CA_FILE"),
+            // A key is not a certificate.
+            (vec![("REDIS_TLS_CA_FILE", key.clone())], "REDIS_TLS_CA_FILE"),
+            (vec![("REDIS_TLS_CA_FILE", path("client.csr"))], "REDIS_TLS_CA_FILE"),
+            (vec![("REDIS_TLS_CERT_FILE", cert.clone())], "REDIS_TLS_KEY_FILE"),
+            (vec![("REDIS_TLS_KEY_FILE", key.clone())], "REDIS_TLS_CERT_FILE"),
+            (vec![("REDIS_TLS_CERT_FILE", cert.clone()), ("REDIS_TLS_KEY_FILE", cert.clone())], "REDIS_TLS_KEY_FILE"),
+            // The CA's key does not go with the client's certificate.
+            (vec![("REDIS_TLS_CERT_FILE", cert.clone()), ("REDIS_TLS_KEY_FILE", path("ca.key"))], "REDIS_TLS_KEY_FILE"),
+            (
+                vec![("REDIS_TLS_CERT_FILE", path("missing.pem")), ("REDIS_TLS_KEY_FILE", key.clone())],
+                "REDIS_TLS_CERT_FILE",
+            ),
+        ] {
+            let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let err = with(&extra).unwrap_err();
+            assert_eq!(err.var, var, "{extra:?}: {}", err.message);
+        }
+
+        // Without a TLS URL the settings are a mistake, not ignored.
+        let mut clear = base.to_vec();
+        clear[0].1 = "redis://:pw@127.0.0.1:6380";
+        assert!(config(&clear).unwrap().redis_tls.is_none());
+        clear.push(("REDIS_TLS_CA_FILE", &ca));
+        assert_eq!(config(&clear).unwrap_err().var, "REDIS_TLS_CA_FILE");
+        assert_eq!(config(&[("REDIS_TLS_CERT_FILE", &cert)]).unwrap_err().var, "REDIS_TLS_CERT_FILE");
+        std::fs::remove_dir_all(&pki).unwrap();
     }
 
     #[test]

@@ -87,6 +87,7 @@ impl Application {
                         shards: config.bus_shards,
                         late_commit: config.timeouts.db_statement,
                         publisher_timeout: config.bus_publisher_timeout,
+                        tls: config.redis_tls.clone(),
                     },
                 )
                 .await?;

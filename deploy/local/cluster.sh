@@ -12,6 +12,7 @@ CLUSTER_DIR="${CLUSTER_DIR:-$repo/.cluster}"
 mkdir -p "$CLUSTER_DIR"
 CLUSTER_DIR="$(cd "$CLUSTER_DIR" && pwd)"
 settings_file="$CLUSTER_DIR/settings"
+tls_dir="$CLUSTER_DIR/tls"
 
 usage() {
     cat <<'EOF'
@@ -58,6 +59,13 @@ stopped cluster takes the environment's, else the saved ones, else these default
                           three masters with a replica each, REDIS_URL=redis-cluster://…
   REDIS_PORTS             the ports of a sentinel set (master, replica, three sentinels) or of
                           a cluster (six nodes), space-separated; default REDIS_PORT and up
+  REDIS_TLS               1: every Redis node and sentinel speaks only TLS (replication, the
+                          cluster bus and Sentinel's links too), with a throwaway CA, server
+                          and client certificates made by openssl under $CLUSTER_DIR/tls; they
+                          ask for client certificates (tls-auth-clients yes); the replicas get
+                          REDIS_URL=rediss://… (rediss-sentinel, rediss-cluster) and
+                          REDIS_TLS_CA_FILE, _CERT_FILE, _KEY_FILE (REPLICA_ENV can override
+                          them)                                              default 0
   REDIS_CLUSTER_BUS_PORTS the six cluster nodes' cluster-bus ports   default each node's port +10000
                           (so the nodes' ports must be 55535 or less unless these are given)
   REDIS_NODE_TIMEOUT      ms before a silent master is failed over (Sentinel's
@@ -75,7 +83,8 @@ stopped cluster takes the environment's, else the saved ones, else these default
 
 $CLUSTER_DIR/env, for other tools (`set -a; . .cluster/env; set +a`):
   CYBERHUB_URL REPLICA_URLS REDIS_URL DATABASE_URL JWT_SECRET PAYMENT_WEBHOOK_SECRET BUS_SECRET
-  REDIS_PASSWORD (REDIS_URL carries it too)
+  REDIS_PASSWORD (REDIS_URL carries it too); with REDIS_TLS=1 also REDIS_TLS_CA_FILE
+  REDIS_TLS_CERT_FILE REDIS_TLS_KEY_FILE
 logs: $CLUSTER_DIR/replica-N.log (JSON lines), redis.log (redis-N.log, sentinel-N.log),
 nginx/access.log, nginx/error.log;
 a replica's exit status, once it has exited: $CLUSTER_DIR/replica-N.exit
@@ -101,7 +110,8 @@ die_port_taken() {
 # cluster takes new ones, and every other command acts on the cluster as it was started.
 setting_names=(REPLICAS NGINX_PORT NGINX_WORKERS REPLICA_BASE_PORT REPLICA_PORTS REPLICA_ENV EXTRA_UPSTREAMS
     REDIS_PORT CYBERHUB_BIN RATE_LIMITS JWT_SECRET PAYMENT_WEBHOOK_SECRET BUS_SECRET REDIS_PASSWORD
-    CLUSTER_DATABASE_URL PRIVATE_PG_PORT REDIS_MODE REDIS_PORTS REDIS_NODE_TIMEOUT REDIS_CLUSTER_BUS_PORTS)
+    CLUSTER_DATABASE_URL PRIVATE_PG_PORT REDIS_MODE REDIS_PORTS REDIS_NODE_TIMEOUT REDIS_CLUSTER_BUS_PORTS
+    REDIS_TLS)
 declare -A env_settings=()
 for name in "${setting_names[@]}"; do
     if [ -n "${!name+set}" ]; then env_settings[$name]="${!name}"; fi
@@ -115,6 +125,7 @@ load_saved_settings() {
     if [ -f "$settings_file" ]; then . "$settings_file"; fi
     # Settings files from before these existed: one Redis.
     : "${REDIS_MODE:=single}" "${REDIS_PORTS:=}" "${REDIS_NODE_TIMEOUT:=2000}" "${REDIS_CLUSTER_BUS_PORTS:=}"
+    : "${REDIS_TLS:=0}"
 }
 
 warn_ignored_settings() {
@@ -142,6 +153,12 @@ take_new_settings() {
     : "${BUS_SECRET:=$(random_secret)}" "${REDIS_PASSWORD:=$(random_secret)}"
     : "${CLUSTER_DATABASE_URL:=}" "${REPLICA_PORTS:=}" "${REPLICA_ENV:=}" "${EXTRA_UPSTREAMS:=}"
     : "${REDIS_MODE:=single}" "${REDIS_PORTS:=}" "${REDIS_NODE_TIMEOUT:=2000}" "${REDIS_CLUSTER_BUS_PORTS:=}"
+    : "${REDIS_TLS:=0}"
+    case "$REDIS_TLS" in
+        0) ;;
+        1) [[ "$CLUSTER_DIR" != *[[:space:]]* ]] || die "REDIS_TLS=1 needs a CLUSTER_DIR without spaces" ;;
+        *) die "REDIS_TLS must be 0 or 1, not '$REDIS_TLS'" ;;
+    esac
     local needed
     case "$REDIS_MODE" in
         single) needed=0 ;;
@@ -226,6 +243,7 @@ write_env_file() {
             REDIS_URL "$(redis_url)" DATABASE_URL "$DATABASE_URL" JWT_SECRET "$JWT_SECRET" \
             PAYMENT_WEBHOOK_SECRET "$PAYMENT_WEBHOOK_SECRET" BUS_SECRET "$BUS_SECRET" \
             REDIS_PASSWORD "$REDIS_PASSWORD"
+        tls_assignments
     } >"$CLUSTER_DIR/env")
 }
 
@@ -237,12 +255,12 @@ replica_port() {
 redis_url() {
     case "$REDIS_MODE" in
         sentinel)
-            echo "redis-sentinel://:$REDIS_PASSWORD@127.0.0.1:$(sentinel_port 1)?sentinelServiceName=cyberhub&node=127.0.0.1:$(sentinel_port 2)&node=127.0.0.1:$(sentinel_port 3)&sentinelPassword=$REDIS_PASSWORD"
+            echo "$(redis_scheme)-sentinel://:$REDIS_PASSWORD@127.0.0.1:$(sentinel_port 1)?sentinelServiceName=cyberhub&node=127.0.0.1:$(sentinel_port 2)&node=127.0.0.1:$(sentinel_port 3)&sentinelPassword=$REDIS_PASSWORD"
             ;;
         cluster)
-            echo "redis-cluster://:$REDIS_PASSWORD@127.0.0.1:$(redis_node_port 1)?node=127.0.0.1:$(redis_node_port 2)&node=127.0.0.1:$(redis_node_port 3)"
+            echo "$(redis_scheme)-cluster://:$REDIS_PASSWORD@127.0.0.1:$(redis_node_port 1)?node=127.0.0.1:$(redis_node_port 2)&node=127.0.0.1:$(redis_node_port 3)"
             ;;
-        *) echo "redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT" ;;
+        *) echo "$(redis_scheme)://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT" ;;
     esac
 }
 
@@ -315,6 +333,10 @@ redis_pid() { pid_of "$CLUSTER_DIR/redis.pid" "redis-server"; }
 
 redis_answers() {
     local reply
+    if [ "$REDIS_TLS" = 1 ]; then
+        node_answers "$REDIS_PORT"
+        return
+    fi
     exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" || return 1
     printf 'AUTH %s\r\nPING\r\n' "$REDIS_PASSWORD" >&3
     read -r -t 2 reply <&3 || reply=""
@@ -325,17 +347,24 @@ redis_answers() {
 
 start_redis() {
     require_free_port "$REDIS_PORT" redis
+    local listen=(--port "$REDIS_PORT")
+    if [ "$REDIS_TLS" = 1 ]; then
+        ensure_tls_files
+        # TLS only: no clear-text port a client could fall back to.
+        listen=(--port 0 --tls-port "$REDIS_PORT" --tls-cert-file "$tls_dir/server.pem"
+            --tls-key-file "$tls_dir/server.key" --tls-ca-cert-file "$tls_dir/ca.pem" --tls-auth-clients yes)
+    fi
     # Events are fire-and-forget pub/sub: nothing in Redis needs to survive it. The password
     # goes in through stdin as a config file, not onto the command line where `ps` shows it.
     printf 'requirepass %s\n' "$REDIS_PASSWORD" |
-        redis-server - --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        redis-server - "${listen[@]}" --bind 127.0.0.1 --save '' --appendonly no \
             --daemonize yes --dir "$CLUSTER_DIR" --pidfile "$CLUSTER_DIR/redis.pid" \
             --logfile "$CLUSTER_DIR/redis.log" || die "redis-server failed to start; see $CLUSTER_DIR/redis.log"
     if ! (wait_until "redis on port $REDIS_PORT" 10 redis_answers 2>/dev/null); then
         die_if_port_lost "$CLUSTER_DIR/redis.log" redis
         die "redis did not come up within 10s; see $CLUSTER_DIR/redis.log"
     fi
-    say "redis up on redis://:***@127.0.0.1:$REDIS_PORT"
+    say "redis up on $(redis_scheme)://:***@127.0.0.1:$REDIS_PORT"
 }
 
 stop_redis() {
@@ -352,6 +381,66 @@ kill_redis() {
     say "redis killed (SIGKILL, pid $pid)"
 }
 
+# --- TLS (REDIS_TLS=1) ---------------------------------------------------------------------------
+# A throwaway CA signs the server's certificate (for 127.0.0.1) and a client certificate; made
+# once per CLUSTER_DIR, readable by its owner only.
+
+redis_scheme() { if [ "$REDIS_TLS" = 1 ]; then echo rediss; else echo redis; fi; }
+
+ensure_tls_files() {
+    [ -s "$tls_dir/client.pem" ] && return 0
+    command -v openssl >/dev/null || die "openssl is not installed (REDIS_TLS=1)"
+    (
+        umask 077
+        mkdir -p "$tls_dir"
+        cd "$tls_dir" || exit 1
+        local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >server.ext
+        printf 'extendedKeyUsage=clientAuth\n' >client.ext
+        openssl req -x509 "${ec[@]}" -days 30 -subj /CN=cyberhub-local-ca -keyout ca.key -out ca.pem &&
+            openssl req "${ec[@]}" -subj /CN=127.0.0.1 -keyout server.key -out server.csr &&
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -days 30 -extfile server.ext -out server.pem &&
+            openssl req "${ec[@]}" -subj /CN=cyberhub-replica -keyout client.key -out client.csr &&
+            openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -days 30 -extfile client.ext -out client.pem
+    ) >"$CLUSTER_DIR/openssl.log" 2>&1 || die "openssl could not make the TLS files; see $CLUSTER_DIR/openssl.log"
+}
+
+# redis-cli's options for the TLS Redis (REDIS_TLS=1); none without TLS. Paths without spaces
+# (checked by `up`), so the words split as they should.
+tls_cli() {
+    if [ "$REDIS_TLS" = 1 ]; then
+        echo "--tls --cacert $tls_dir/ca.pem --cert $tls_dir/client.pem --key $tls_dir/client.key"
+    fi
+}
+
+# A node's or a sentinel's config lines: TLS only (no clear-text port), client certificates
+# required, replication, the cluster bus and Sentinel's links over TLS too.
+tls_conf() {
+    local port="$1"
+    if [ "$REDIS_TLS" = 1 ]; then
+        printf 'port 0\ntls-port %s\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\n' \
+            "$port" "$tls_dir/server.pem" "$tls_dir/server.key" "$tls_dir/ca.pem"
+        printf 'tls-auth-clients yes\ntls-replication yes\n'
+        if [ "$REDIS_MODE" = cluster ]; then printf 'tls-cluster yes\n'; fi
+    else
+        printf 'port %s\n' "$port"
+    fi
+}
+
+# NAME=value words for a replica (the CA, the client certificate and key); none without TLS.
+tls_env() {
+    if [ "$REDIS_TLS" = 1 ]; then
+        echo "REDIS_TLS_CA_FILE=$tls_dir/ca.pem REDIS_TLS_CERT_FILE=$tls_dir/client.pem REDIS_TLS_KEY_FILE=$tls_dir/client.key"
+    fi
+}
+
+tls_assignments() {
+    if [ "$REDIS_TLS" = 1 ]; then
+        assignments REDIS_TLS_CA_FILE "$tls_dir/ca.pem" REDIS_TLS_CERT_FILE "$tls_dir/client.pem" \
+            REDIS_TLS_KEY_FILE "$tls_dir/client.key"
+    fi
+}
+
 # --- Redis Sentinel set and Redis Cluster (REDIS_MODE) ----------------------------------------
 # sentinel: a master and a replica (redis-1, redis-2) watched by three sentinels (sentinel-1..3),
 # service name `cyberhub`. cluster: six cluster-mode nodes (redis-1..6) made into three masters
@@ -366,7 +455,9 @@ redis_node_pid() { pid_of "$CLUSTER_DIR/redis-$1.pid" "redis-server"; }
 sentinel_pid() { pid_of "$CLUSTER_DIR/sentinel-$1.pid" "redis-server"; }
 
 # redis-cli with the password from the environment (REDISCLI_AUTH), never on its command line.
-rcli() { REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 --no-auth-warning "$@"; }
+# With REDIS_TLS=1 over TLS, with the client certificate.
+# shellcheck disable=SC2046 # tls_cli's words
+rcli() { REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h 127.0.0.1 --no-auth-warning $(tls_cli) "$@"; }
 
 node_answers() { [ "$(rcli -p "$1" PING 2>/dev/null)" = PONG ]; }
 
@@ -376,7 +467,8 @@ write_node_conf() {
     conf="$CLUSTER_DIR/redis-$i.conf"
     mkdir -p "$CLUSTER_DIR/redis-$i"
     (umask 077 && {
-        printf 'port %s\nbind 127.0.0.1\ndaemonize yes\nsave ""\nappendonly no\n' "$port"
+        tls_conf "$port"
+        printf 'bind 127.0.0.1\ndaemonize yes\nsave ""\nappendonly no\n'
         printf 'dir %s\npidfile %s\nlogfile %s\n' "$CLUSTER_DIR/redis-$i" "$CLUSTER_DIR/redis-$i.pid" "$CLUSTER_DIR/redis-$i.log"
         printf 'requirepass %s\nmasterauth %s\n' "$REDIS_PASSWORD" "$REDIS_PASSWORD"
         if [ "$REDIS_MODE" = cluster ]; then
@@ -393,7 +485,8 @@ write_node_conf() {
 write_sentinel_conf() {
     local i="$1" conf="$CLUSTER_DIR/sentinel-$1.conf"
     (umask 077 && {
-        printf 'port %s\nbind 127.0.0.1\ndaemonize yes\n' "$(sentinel_port "$i")"
+        tls_conf "$(sentinel_port "$i")"
+        printf 'bind 127.0.0.1\ndaemonize yes\n'
         printf 'dir %s\npidfile %s\nlogfile %s\n' "$CLUSTER_DIR" "$CLUSTER_DIR/sentinel-$i.pid" "$CLUSTER_DIR/sentinel-$i.log"
         printf 'requirepass %s\nsentinel sentinel-pass %s\n' "$REDIS_PASSWORD" "$REDIS_PASSWORD"
         printf 'sentinel monitor cyberhub 127.0.0.1 %s 2\n' "$(redis_node_port 1)"
@@ -473,6 +566,7 @@ cluster_master_port_for_slot() {
 
 start_topology() {
     local i n ports=() live
+    if [ "$REDIS_TLS" = 1 ]; then ensure_tls_files; fi
     n="$(redis_data_nodes)"
     for i in $(seq 1 "$n"); do
         if ! redis_node_pid "$i" >/dev/null; then start_redis_node "$i"; fi
@@ -491,7 +585,8 @@ start_topology() {
         say "redis sentinel set up: master 127.0.0.1:$(sentinel_master_port), sentinels $(sentinel_port 1) $(sentinel_port 2) $(sentinel_port 3)"
     else
         if rcli -p "$(redis_node_port 1)" CLUSTER INFO | grep -q '^cluster_slots_assigned:0'; then
-            REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli --no-auth-warning --cluster create "${ports[@]}" \
+            # shellcheck disable=SC2046 # tls_cli's words
+            REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli --no-auth-warning $(tls_cli) --cluster create "${ports[@]}" \
                 --cluster-replicas 1 --cluster-yes >"$CLUSTER_DIR/cluster-create.log" 2>&1 ||
                 die "redis-cli --cluster create failed; see $CLUSTER_DIR/cluster-create.log"
         fi
@@ -669,11 +764,12 @@ ensure_binary() {
 
 # Starts the replica in the background; wait_replica tells whether it came up.
 launch_replica() {
-    local i="$1" port extra _
+    local i="$1" port extra tls _
     local pid_file="$CLUSTER_DIR/replica-$i.pid" exit_file="$CLUSTER_DIR/replica-$i.exit"
     port="$(replica_port "$i")"
     require_free_port "$port" "replica-$i"
     read -ra extra <<<"$REPLICA_ENV"
+    read -ra tls <<<"$(tls_env)"
     rm -f "$pid_file" "$exit_file"
     # setsid: the replica must outlive the shell that ran `up` (and its Ctrl-C). The shell around
     # it is its parent, so its exit status is kept (replica-N.exit) and it is reaped at once.
@@ -683,7 +779,7 @@ launch_replica() {
     PORT="$port" BIND=127.0.0.1 REPLICA_ID="replica-$i" DATABASE_URL="$DATABASE_URL" \
         REDIS_URL="$(redis_url)" JWT_SECRET="$JWT_SECRET" BUS_SECRET="$BUS_SECRET" \
         PAYMENT_WEBHOOK_SECRET="$PAYMENT_WEBHOOK_SECRET" RATE_LIMITS="$RATE_LIMITS" LOG_FORMAT=json \
-        env "${extra[@]}" setsid bash -c "$wrapper" \
+        env "${tls[@]}" "${extra[@]}" setsid bash -c "$wrapper" \
         replica "$pid_file" "$exit_file" "$CYBERHUB_BIN" serve </dev/null >>"$CLUSTER_DIR/replica-$i.log" 2>&1 &
     for _ in $(seq 1 50); do
         [ -s "$pid_file" ] && return 0
@@ -862,7 +958,7 @@ cmd_up_redis() {
     elif ! redis_pid >/dev/null; then
         start_redis
     fi
-    (umask 077 && assignments REDIS_URL "$(redis_url)" REDIS_PASSWORD "$REDIS_PASSWORD" >"$CLUSTER_DIR/env")
+    (umask 077 && { assignments REDIS_URL "$(redis_url)" REDIS_PASSWORD "$REDIS_PASSWORD"; tls_assignments; } >"$CLUSTER_DIR/env")
     say "REDIS_URL for other tools in $CLUSTER_DIR/env"
 }
 

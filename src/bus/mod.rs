@@ -6,6 +6,7 @@
 mod local;
 mod redis;
 pub mod sequence;
+pub mod tls;
 pub mod topology;
 pub mod wire;
 

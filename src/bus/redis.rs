@@ -34,6 +34,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::sequence::{self, GapCause, Publishers};
+use super::tls::{url_uses_tls, RedisTls};
 use super::topology::{self, RedisTopology, CHANNEL};
 use super::wire::{self, Key, Message, Rejection};
 use super::{BusHealth, ClusterOnline, EventBus};
@@ -67,6 +68,9 @@ const SESSIONS_CHUNK: usize = 1_000;
 const REJECTION_LOG_EVERY_MS: u64 = 10_000;
 /// The same for gap warnings (a dead replica is noticed by every survivor at once).
 const GAP_LOG_EVERY_MS: u64 = 5_000;
+/// At most one warning per this many ms about failing connections to Redis (refused, timed out,
+/// a certificate that does not verify), with the count since the last one.
+const CONNECT_LOG_EVERY_MS: u64 = 10_000;
 
 /// Lets one warning through per interval and says how many occurrences it stands for, so what a
 /// network peer can trigger cannot flood the logs (the metrics count every occurrence).
@@ -153,7 +157,7 @@ pub struct RedisBus {
 }
 
 /// Which Redis, how the bus tells a lost publisher, and when it repairs again after one.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BusSettings {
     /// What REDIS_URL points at.
     pub topology: RedisTopology,
@@ -163,6 +167,9 @@ pub struct BusSettings {
     pub late_commit: Duration,
     /// BUS_PUBLISHER_TIMEOUT.
     pub publisher_timeout: Duration,
+    /// How to verify the server (and present a client certificate); set exactly when REDIS_URL
+    /// is a `rediss` one.
+    pub tls: Option<RedisTls>,
 }
 
 impl RedisBus {
@@ -178,10 +185,22 @@ impl RedisBus {
         store: Arc<dyn Store>,
         settings: BusSettings,
     ) -> anyhow::Result<Self> {
-        let BusSettings { topology, shards, late_commit, publisher_timeout } = settings;
+        let BusSettings { topology, shards, late_commit, publisher_timeout, tls } = settings;
         let sharded = topology == RedisTopology::Cluster;
         let channels = if sharded { topology::shard_channels(shards) } else { vec![CHANNEL.to_string()] };
-        let config = RedisConfig::from_url(url)?;
+        // fred would build its own TLS setup for a `rediss` URL (the system's roots, loaded
+        // again); ours is the one checked at start, with REDIS_TLS_* applied. Never clear text
+        // for a TLS URL: without a TLS setup it does not start.
+        let config = match (url_uses_tls(url), tls) {
+            (false, None) => RedisConfig::from_url(url)?,
+            (true, Some(tls)) => {
+                let mut config = RedisConfig::from_url(&super::tls::without_tls(url))?;
+                config.tls = Some(tls.fred_config());
+                config
+            }
+            (true, None) => anyhow::bail!("REDIS_URL uses TLS but no TLS settings were given"),
+            (false, Some(_)) => anyhow::bail!("REDIS_TLS_* settings given but REDIS_URL does not use TLS"),
+        };
         let mut builder = Builder::from_config(config);
         builder
             // Forever, backing off from 50 ms to 2 s.
@@ -247,6 +266,7 @@ impl RedisBus {
         }
         tokio::spawn(receive_loop(shared.clone()));
         tokio::spawn(client_count_loop(shared.clone()));
+        tokio::spawn(connection_error_log_loop(shared.clone()));
         if tokio::time::timeout(Duration::from_secs(2), shared.subscriber.wait_for_connect()).await.is_err() {
             tracing::warn!("Redis is not answering yet; serving without the cluster bus until it does");
         }
@@ -512,6 +532,33 @@ async fn subscription_loop(shared: Arc<Shared>) {
                     lost(&shared, "disconnected");
                 }
             }
+        }
+    }
+}
+
+/// Says why Redis cannot be reached (a wrong CA, a refused connection), throttled: the clients
+/// retry forever and `/health` only says `down`.
+async fn connection_error_log_loop(shared: Arc<Shared>) {
+    let throttle = LogThrottle::new(CONNECT_LOG_EVERY_MS);
+    let mut publisher = shared.publisher.error_rx();
+    let mut subscriber = shared.subscriber.error_rx();
+    loop {
+        let error = tokio::select! {
+            error = publisher.recv() => error,
+            error = subscriber.recv() => error,
+        };
+        match error {
+            Ok((error, server)) => {
+                if shared.closing.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Some(count) = throttle.occurred() {
+                    let server = server.map(|s| format!("{}:{}", s.host, s.port));
+                    tracing::warn!(error = %error, server = server.as_deref(), count, "cannot reach Redis; retrying");
+                }
+            }
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
         }
     }
 }

@@ -54,9 +54,6 @@ pub fn parse(url: &str) -> Result<RedisTopology, String> {
                 .into())
         }
     };
-    if scheme.starts_with("rediss") {
-        return Err("TLS (rediss) is not built into this binary; use a TLS proxy (stunnel) or redis://".into());
-    }
     let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
     if parsed.host_str().unwrap_or_default().is_empty() {
         return Err("has no host".into());
@@ -88,8 +85,10 @@ pub fn parse(url: &str) -> Result<RedisTopology, String> {
     if topology == RedisTopology::Cluster && !parsed.path().trim_matches('/').is_empty() {
         return Err("a Redis Cluster has only database 0: remove the /<db> path".into());
     }
-    // Whatever fred would refuse at start is refused here, so it stops the process at once.
-    RedisConfig::from_url(url).map_err(|e| format!("not understood by the Redis client: {}", e.details()))?;
+    // Whatever fred would refuse at start is refused here, so it stops the process at once. The
+    // TLS setup is checked apart (REDIS_TLS_*), so fred need not load the system's roots here.
+    RedisConfig::from_url(&super::tls::without_tls(url))
+        .map_err(|e| format!("not understood by the Redis client: {}", e.details()))?;
     Ok(topology)
 }
 
@@ -151,6 +150,12 @@ mod tests {
             ),
             ("redis-cluster://10.0.0.1:6379?node=10.0.0.2:6379&node=10.0.0.3:6379", RedisTopology::Cluster),
             ("redis-cluster://:pw@10.0.0.1:6379", RedisTopology::Cluster),
+            ("rediss://:pw@redis.example.com:6380", RedisTopology::Single),
+            (
+                "rediss-sentinel://10.0.0.1:26379?sentinelServiceName=cyberhub&node=10.0.0.2:26379",
+                RedisTopology::Sentinel,
+            ),
+            ("rediss-cluster://:pw@10.0.0.1:6379?node=10.0.0.2:6379", RedisTopology::Cluster),
         ] {
             assert_eq!(parse(url), Ok(topology), "{url}");
         }
@@ -168,7 +173,8 @@ mod tests {
             "redis-cluster://:secretpw@10.0.0.1:6379?sentinelServiceName=x",
             "redis://:secretpw@10.0.0.1:notaport",
             "redis://:secretpw@/0",
-            "rediss://:secretpw@10.0.0.1:6379",
+            "rediss://:secretpw@10.0.0.1:notaport",
+            "rediss-cluster://:secretpw@10.0.0.1:6379/3",
         ] {
             let err = parse(url).expect_err(url);
             assert!(!err.contains("secretpw"), "{url}: {err}");

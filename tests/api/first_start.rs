@@ -147,3 +147,32 @@ fn a_bad_redis_url_stops_the_process_at_start_naming_the_variable() {
         assert!(!stderr.contains("hunter2"), "the password is not repeated: {stderr}");
     }
 }
+
+#[test]
+fn a_bad_redis_tls_file_stops_the_process_at_start_naming_the_variable() {
+    let dir = std::env::temp_dir().join(format!("cyberhub-tls-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_a_cert = dir.join("not-a-cert.pem");
+    std::fs::write(&not_a_cert, "hello\n").unwrap();
+    let missing = dir.join("missing.pem");
+    for (url, var, path, says) in [
+        ("rediss://:hunter2-password@127.0.0.1:1", "REDIS_TLS_CA_FILE", &missing, "cannot read"),
+        ("rediss-cluster://:hunter2-password@127.0.0.1:1", "REDIS_TLS_CA_FILE", &not_a_cert, "no PEM certificate"),
+        ("redis://:hunter2-password@127.0.0.1:1", "REDIS_TLS_CA_FILE", &not_a_cert, "rediss://"),
+        ("rediss://:hunter2-password@127.0.0.1:1", "REDIS_TLS_CERT_FILE", &not_a_cert, "REDIS_TLS_KEY_FILE"),
+    ] {
+        let output = cyberhub("postgres://postgres@127.0.0.1:1/none", 0)
+            .env("REDIS_URL", url)
+            .env(var, path)
+            .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
+            .env("BUS_SECRET", "0123456789abcdef0123456789abcdef")
+            .arg("serve")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "started with {var}={} and REDIS_URL={url}", path.display());
+        assert!(stderr.contains(var) && stderr.contains(says), "{var}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "the password is not repeated: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -64,33 +64,38 @@ pub async fn events_cross_replicas(cluster: &Cluster) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run it with --ignored"]
 async fn cross_replica_delivery_latency_is_reported() {
-    let cluster = Cluster::start(2).await;
-    let (a, b) = (Api::new(&cluster.replica_url(0)), Api::new(&cluster.replica_url(1)));
-    let user = a.known_user().await;
-    let socket = TestSocket::connect(&b.base, Some(&user.token)).await.unwrap();
-    let event = format!("balance:updated:{}", user.id);
-    socket.expect(&event).await;
-    let mut samples = Vec::new();
-    for version in 1..=200 {
-        let started = Instant::now();
-        a.fund(&user, 0.01).await;
-        loop {
-            let payload = socket.expect(&event).await;
-            if payload["version"] == version {
-                break;
+    // Over one clear-text Redis, then over one TLS-only Redis with client certificates.
+    for tls in [false, true] {
+        let builder = Cluster::builder(2);
+        let cluster = if tls { builder.redis_tls() } else { builder }.start().await;
+        let (a, b) = (Api::new(&cluster.replica_url(0)), Api::new(&cluster.replica_url(1)));
+        let user = a.known_user().await;
+        let socket = TestSocket::connect(&b.base, Some(&user.token)).await.unwrap();
+        let event = format!("balance:updated:{}", user.id);
+        socket.expect(&event).await;
+        let mut samples = Vec::new();
+        for version in 1..=200 {
+            let started = Instant::now();
+            a.fund(&user, 0.01).await;
+            loop {
+                let payload = socket.expect(&event).await;
+                if payload["version"] == version {
+                    break;
+                }
             }
+            samples.push(started.elapsed());
         }
-        samples.push(started.elapsed());
+        samples.sort();
+        let p = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+        println!(
+            "cross-replica balance event{}, HTTP request start on replica A → event at a socket on replica B, n=200: p50 {:?}, p99 {:?}, max {:?}",
+            if tls { " (Redis over TLS)" } else { "" },
+            p(0.5),
+            p(0.99),
+            samples[samples.len() - 1]
+        );
+        cluster.shutdown().await;
     }
-    samples.sort();
-    let p = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    println!(
-        "cross-replica balance event, HTTP request start on replica A → event at a socket on replica B, n=200: p50 {:?}, p99 {:?}, max {:?}",
-        p(0.5),
-        p(0.99),
-        samples[samples.len() - 1]
-    );
-    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,96 @@ async fn events_cross_replicas_on_a_sentinel_set() {
     cluster.shutdown().await;
 }
 
+/// The same over TLS only (`rediss-sentinel://`, `rediss-cluster://`): every node and sentinel
+/// speaks only TLS and asks for client certificates, replication, the cluster bus and Sentinel's
+/// links included (cluster.sh REDIS_TLS=1); the replicas verify each node against the private CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cross_replicas_on_a_tls_sentinel_set_and_a_tls_redis_cluster() {
+    for (mode, scheme) in [(RedisMode::Sentinel, "rediss-sentinel://"), (RedisMode::Cluster, "rediss-cluster://")] {
+        let cluster = Cluster::builder(3).redis(mode).redis_tls().start().await;
+        assert!(cluster.env.redis_url.starts_with(scheme), "{}", cluster.env.redis_url);
+        for port in &cluster.redis_ports {
+            assert_ne!(redis_cli(*port, &["PING"]).trim(), "PONG", "no clear-text port on {port}");
+        }
+        events_cross_replicas(&cluster).await;
+        cluster.shutdown().await;
+    }
+}
+
+/// Redis over TLS only (no clear-text port), with a private CA and client certificates
+/// (`tls-auth-clients yes`): the replicas given `rediss://`, the CA and their certificate deliver
+/// across replicas; one given a CA that did not sign the server's certificate stays off the bus,
+/// says why in its log and `down` in /health, and never reaches Redis in clear text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cross_replicas_over_tls_and_a_wrong_ca_is_refused() {
+    let cluster = Cluster::builder(3).redis_tls().start().await;
+    assert!(cluster.env.redis_url.starts_with("rediss://"), "cluster.sh hands out a TLS URL");
+    let tls = cluster.tls_dir();
+    let file = |name: &str| tls.join(name).to_string_lossy().into_owned();
+    let tls_cli = ["--tls", "--cacert", &file("ca.pem"), "--cert", &file("client.pem"), "--key", &file("client.key")];
+    assert_eq!(redis_cli(cluster.redis_port, &[&tls_cli[..], &["PING"]].concat()).trim(), "PONG");
+    assert_ne!(redis_cli(cluster.redis_port, &["PING"]).trim(), "PONG", "Redis has no clear-text port");
+    events_cross_replicas(&cluster).await;
+    let connected = redis_cli(cluster.redis_port, &[&tls_cli[..], &["CLIENT", "LIST"]].concat());
+    assert!(connected.lines().count() >= 6, "two TLS clients per replica: {connected}");
+
+    // Another CA, which did not sign the server's certificate.
+    let wrong = cluster.dir.join("wrong-ca");
+    std::fs::create_dir_all(&wrong).unwrap();
+    let openssl = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=another-ca", "-keyout", "ca.key", "-out", "ca.pem"])
+        .current_dir(&wrong)
+        .output()
+        .expect("openssl runs");
+    assert!(openssl.status.success(), "{}", String::from_utf8_lossy(&openssl.stderr));
+    let port = crate::helpers::free_port();
+    let log_path = cluster.dir.join("wrong-ca.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut replica = tokio::process::Command::new(env!("CARGO_BIN_EXE_cyberhub"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs([
+            ("BIND", "127.0.0.1"),
+            ("PORT", &port.to_string()),
+            ("REPLICA_ID", "wrong-ca"),
+            ("DATABASE_URL", &cluster.env.database_url),
+            ("REDIS_URL", &cluster.env.redis_url),
+            ("REDIS_TLS_CA_FILE", &wrong.join("ca.pem").to_string_lossy()),
+            ("REDIS_TLS_CERT_FILE", &file("client.pem")),
+            ("REDIS_TLS_KEY_FILE", &file("client.key")),
+            ("JWT_SECRET", &cluster.env.jwt_secret),
+            ("PAYMENT_WEBHOOK_SECRET", &cluster.env.webhook_secret),
+            ("BUS_SECRET", crate::helpers::BUS_SECRET),
+            ("RATE_LIMITS", "off"),
+            ("LOG_FORMAT", "json"),
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start cyberhub");
+    let api = Api::new(&format!("http://127.0.0.1:{port}"));
+    let says_why = eventually(Duration::from_secs(20), "the replica logs why it cannot reach Redis", || async {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        text.lines().find(|l| l.contains("cannot reach Redis")).map(str::to_string).ok_or(text)
+    })
+    .await;
+    assert!(says_why.contains("UnknownIssuer") || says_why.contains("certificate"), "{says_why}");
+    assert!(!says_why.contains(crate::helpers::REDIS_PASSWORD), "no password in the log: {says_why}");
+    // Still down after several reconnects: no fallback, nothing else lets it on the bus.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(replica.try_wait().unwrap().is_none(), "it keeps serving (HTTP, local sockets) without the bus");
+    let health = api.get("/health", None).await;
+    assert_eq!(health.body["redis"], "down", "{:?}", health.body);
+    assert_eq!(health.body["clusterClients"], serde_json::Value::Null, "{:?}", health.body);
+    let clients = redis_cli(cluster.redis_port, &[&tls_cli[..], &["CLIENT", "LIST"]].concat());
+    assert_eq!(clients.lines().count(), connected.lines().count(), "no new client: {clients}");
+    replica.kill().await.unwrap();
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_cross_replicas_on_a_redis_cluster() {
     let cluster = Cluster::builder(3).redis(RedisMode::Cluster).start().await;

@@ -89,6 +89,7 @@ pub struct ClusterBuilder {
     extra_upstreams: Vec<(String, u16)>,
     database_port: Option<u16>,
     rate_limits: bool,
+    redis_tls: bool,
 }
 
 impl ClusterBuilder {
@@ -114,6 +115,13 @@ impl ClusterBuilder {
     /// The bus on a Sentinel set or a Redis Cluster instead of one Redis.
     pub fn redis(mut self, mode: RedisMode) -> Self {
         self.redis_mode = mode;
+        self
+    }
+
+    /// Redis speaks only TLS and asks for client certificates (cluster.sh REDIS_TLS=1, one
+    /// Redis); the replicas get `rediss://` and the files under `Cluster::tls_dir`.
+    pub fn redis_tls(mut self) -> Self {
+        self.redis_tls = true;
         self
     }
 
@@ -173,6 +181,7 @@ impl ClusterBuilder {
                 ("REDIS_PORTS", redis_ports.join(" ")),
                 ("REDIS_CLUSTER_BUS_PORTS", bus_ports.join(" ")),
                 ("REDIS_NODE_TIMEOUT", REDIS_NODE_TIMEOUT_MS.to_string()),
+                ("REDIS_TLS", u8::from(self.redis_tls).to_string()),
                 ("NGINX_PORT", cluster.nginx_port.to_string()),
                 ("NGINX_WORKERS", "1".to_string()),
                 ("REPLICA_PORTS", replica_ports.join(" ")),
@@ -276,6 +285,7 @@ impl Cluster {
             extra_upstreams: Vec::new(),
             database_port: None,
             rate_limits: false,
+            redis_tls: false,
         }
     }
 
@@ -345,6 +355,12 @@ impl Cluster {
     }
 
     /// A replica's log (JSON lines); `i` counts from 0.
+    /// With `redis_tls`: the throwaway CA (ca.pem), the client's certificate and key (client.pem,
+    /// client.key) cluster.sh made.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.dir.join("tls")
+    }
+
     pub fn replica_log(&self, i: usize) -> String {
         std::fs::read_to_string(self.dir.join(format!("replica-{}.log", i + 1))).unwrap_or_default()
     }
