@@ -127,6 +127,20 @@ fn a_cluster_refuses_to_start_with_a_published_or_short_secret() {
     }
 }
 
+/// `cyberhub serve` with `REDIS_URL` and the given settings (secrets set, database unreachable),
+/// run until it exits.
+fn serve_with_redis(url: &str, settings: &[(&str, &std::ffi::OsStr)]) -> std::process::Output {
+    let mut command = cyberhub("postgres://postgres@127.0.0.1:1/none", 0);
+    command
+        .env("REDIS_URL", url)
+        .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
+        .env("BUS_SECRET", "0123456789abcdef0123456789abcdef");
+    for (name, value) in settings {
+        command.env(name, value);
+    }
+    command.arg("serve").output().unwrap()
+}
+
 #[test]
 fn a_bad_redis_url_stops_the_process_at_start_naming_the_variable() {
     for (url, says) in [
@@ -134,13 +148,7 @@ fn a_bad_redis_url_stops_the_process_at_start_naming_the_variable() {
         ("redis-sentinel://:hunter2-password@127.0.0.1:26379", "sentinelServiceName"),
         ("redis-cluster://:hunter2-password@127.0.0.1:1?node=127.0.0.2", "host:port"),
     ] {
-        let output = cyberhub("postgres://postgres@127.0.0.1:1/none", 0)
-            .env("REDIS_URL", url)
-            .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
-            .env("BUS_SECRET", "0123456789abcdef0123456789abcdef")
-            .arg("serve")
-            .output()
-            .unwrap();
+        let output = serve_with_redis(url, &[]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "started with REDIS_URL={url}");
         assert!(stderr.contains("REDIS_URL") && stderr.contains(says), "{url}: {stderr}");
@@ -161,14 +169,7 @@ fn a_bad_redis_tls_file_stops_the_process_at_start_naming_the_variable() {
         ("redis://:hunter2-password@127.0.0.1:1", "REDIS_TLS_CA_FILE", &not_a_cert, "rediss://"),
         ("rediss://:hunter2-password@127.0.0.1:1", "REDIS_TLS_CERT_FILE", &not_a_cert, "REDIS_TLS_KEY_FILE"),
     ] {
-        let output = cyberhub("postgres://postgres@127.0.0.1:1/none", 0)
-            .env("REDIS_URL", url)
-            .env(var, path)
-            .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
-            .env("BUS_SECRET", "0123456789abcdef0123456789abcdef")
-            .arg("serve")
-            .output()
-            .unwrap();
+        let output = serve_with_redis(url, &[(var, path.as_os_str())]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "started with {var}={} and REDIS_URL={url}", path.display());
         assert!(stderr.contains(var) && stderr.contains(says), "{var}: {stderr}");
