@@ -48,6 +48,13 @@ else
     cluster_dir="${CLUSTER_DIR:-$repo/.cluster}"
     [ -x "$repo/deploy/local/cluster.sh" ] || [ -f "$repo/deploy/local/cluster.sh" ] ||
         die "no deploy/local/cluster.sh: set CYBERHUB_URL, DATABASE_URL, JWT_SECRET, PAYMENT_WEBHOOK_SECRET to test a running node"
+    # Each k6 process gets its own nginx address (127.0.0.1, 127.0.0.2, ...): the kernel has
+    # ~28,000 ephemeral ports for connections to one address and port, which is where 50,000
+    # sockets to 127.0.0.1:8080 stopped. A cluster already running keeps its own addresses.
+    if [ -z "${NGINX_ADDRESSES:-}" ] && [ "${K6_PROCESSES:-1}" -gt 1 ]; then
+        NGINX_ADDRESSES="$(for i in $(seq 1 "$K6_PROCESSES"); do printf '127.0.0.%s ' "$i"; done)"
+        export NGINX_ADDRESSES
+    fi
     CLUSTER_DIR="$cluster_dir" bash "$repo/deploy/local/cluster.sh" up
     [ -f "$cluster_dir/env" ] || die "cluster.sh up wrote no $cluster_dir/env"
     set -a
@@ -59,11 +66,26 @@ fi
 : "${JWT_SECRET:?JWT_SECRET is needed to sign tokens}"
 : "${PAYMENT_WEBHOOK_SECRET:?PAYMENT_WEBHOOK_SECRET is needed to sign payment callbacks}"
 REPLICA_URLS="${REPLICA_URLS:-$CYBERHUB_URL}"
-for url in $CYBERHUB_URL $REPLICA_URLS; do
+for url in $CYBERHUB_URL $REPLICA_URLS ${ENTRY_URLS:-}; do
     [[ "$url" =~ ^https?://(127\.[0-9]+\.[0-9]+\.[0-9]+|localhost|\[::1\])(:[0-9]+)?/?$ ]] ||
         die "$url is not a loopback URL: load tests only ever target this machine"
 done
 export CYBERHUB_URL REPLICA_URLS DATABASE_URL JWT_SECRET PAYMENT_WEBHOOK_SECRET
+
+# nginx opens one connection per socket to its replica, all from 127.0.0.1 to one address and
+# port per replica. connect() looks for a free local port among half of
+# net.ipv4.ip_local_port_range first (the other half is left to bind()), and once that half is
+# used up towards one replica each connect scans all of it: with the default range (32768-60999)
+# nginx began timing out connecting at ~14,700 sockets per replica, marked every replica failed
+# and refused handshakes ("no live upstreams").
+read -r port_lo port_hi </proc/sys/net/ipv4/ip_local_port_range
+read -ra replica_list <<<"$REPLICA_URLS"
+per_replica=$((${SOCKETS:-0} / ${#replica_list[@]}))
+if [ "$per_replica" -gt $(((port_hi - port_lo + 1) / 2)) ]; then
+    say "warning: $per_replica sockets per replica, more than half of the local port range ($port_lo-$port_hi):"
+    say "         nginx's connects to the replicas will stall; widen it first (as root):"
+    say "         sysctl -w net.ipv4.ip_local_port_range=\"10000 65535\""
+fi
 
 # --- tools and limits --------------------------------------------------------------------------
 
@@ -166,11 +188,14 @@ run_one() {
         # One k6 process holds one descriptor per socket, and `ulimit -n` caps a process: split
         # the sockets over K6_PROCESSES processes, each with its own summary (and no REST API, so
         # their ports do not clash).
-        local pids=() i each=$(((${SOCKETS:-0} + procs - 1) / procs))
+        # Process i connects to the i-th of the cluster's entry points (round robin).
+        local pids=() i each=$(((${SOCKETS:-0} + procs - 1) / procs)) entries
+        read -ra entries <<<"${ENTRY_URLS:-$CYBERHUB_URL}"
         summaries=()
         for i in $(seq 1 "$procs"); do
             summaries+=("$summary.$i")
-            (cd "$here" && SOCKETS="$each" RUN_ID="$run_id-$i" SUMMARY_FILE="$summary.$i" \
+            (cd "$here" && CYBERHUB_URL="${entries[$(((i - 1) % ${#entries[@]}))]}" \
+                SOCKETS="$each" RUN_ID="$run_id-$i" SUMMARY_FILE="$summary.$i" \
                 k6 run --address "" "$@" "$name.js" >"$results/$name-k6-$i.log" 2>&1) &
             pids+=($!)
         done

@@ -8,7 +8,8 @@ usage() {
 usage: nginx/render.sh --listen ADDR [--prefix DIR] [--mode local|production] [--workers N]
                        ID=HOST:PORT...
 
-  --listen ADDR   nginx `listen` value: 80, 127.0.0.1:8080, [::1]:8080
+  --listen ADDR   nginx `listen` value: 80, 127.0.0.1:8080, [::1]:8080; repeat it to listen
+                  on several addresses or ports
   --prefix DIR    local mode only (required there): absolute directory for the pid file, logs
                   and temp files, so nginx runs as any user without touching /var
   --mode MODE     local (default) or production: logs to /dev/stdout and /dev/stderr and runs
@@ -30,7 +31,7 @@ die() {
 }
 
 template="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/cyberhub.conf.template"
-listen=""
+listens=()
 prefix=""
 mode="local"
 workers="auto"
@@ -40,7 +41,7 @@ addrs=()
 parse_args() {
     while [ $# -gt 0 ]; do
         case "$1" in
-            --listen) [ $# -ge 2 ] || die "--listen needs a value"; listen="$2"; shift 2 ;;
+            --listen) [ $# -ge 2 ] || die "--listen needs a value"; listens+=("$2"); shift 2 ;;
             --prefix) [ $# -ge 2 ] || die "--prefix needs a value"; prefix="$2"; shift 2 ;;
             --mode) [ $# -ge 2 ] || die "--mode needs a value"; mode="$2"; shift 2 ;;
             --workers) [ $# -ge 2 ] || die "--workers needs a value"; workers="$2"; shift 2 ;;
@@ -50,8 +51,11 @@ parse_args() {
             *) die "expected ID=HOST:PORT, got '$1'" ;;
         esac
     done
-    [ -n "$listen" ] || die "--listen is required"
-    [[ "$listen" =~ ^([A-Za-z0-9.-]+:|\[[0-9A-Fa-f:.]+\]:)?[0-9]+$ ]] || die "bad --listen '$listen'"
+    [ "${#listens[@]}" -gt 0 ] || die "--listen is required"
+    local listen
+    for listen in "${listens[@]}"; do
+        [[ "$listen" =~ ^([A-Za-z0-9.-]+:|\[[0-9A-Fa-f:.]+\]:)?[0-9]+$ ]] || die "bad --listen '$listen'"
+    done
     [[ "$workers" =~ ^(auto|[1-9][0-9]*)$ ]] || die "--workers is auto or a positive number, not '$workers'"
     [ "${#ids[@]}" -gt 0 ] || die "at least one ID=HOST:PORT replica is required"
     case "$mode" in
@@ -152,13 +156,23 @@ replica_upstreams() {
     done
 }
 
+# One `listen` per --listen. reuseport: one listening socket per worker, so the kernel spreads
+# new connections evenly; with a shared socket one worker can take most of them and reach its
+# own descriptor limit while the others idle. backlog: nginx asks for 511 by default, and a burst
+# of connects (a club reconnecting after a restart) overflowed it (the kernel caps it at
+# net.core.somaxconn).
+listen_directives() {
+    local listen
+    for listen in "${listens[@]}"; do printf 'listen %s reuseport backlog=4096;\n' "$listen"; done
+}
+
 # A placeholder alone on its line is replaced by a block, each line indented like the
 # placeholder (an empty block removes the line); inline placeholders are plain values. The
 # values travel through ENVIRON because awk -v would interpret backslashes.
 fill_template() {
     MAIN_CONTEXT="$(main_context)" HTTP_PATHS="$(http_paths)" ACCESS_LOG="$(access_log)" \
     SERVERS="$(servers)" COOKIE_MAP="$(cookie_map)" REPLICA_UPSTREAMS="$(replica_upstreams)" \
-    LISTEN="$listen" WORKER_PROCESSES="$workers" RLIMIT_NOFILE="$(rlimit_nofile)" \
+    LISTEN="$(listen_directives)" WORKER_PROCESSES="$workers" RLIMIT_NOFILE="$(rlimit_nofile)" \
     WORKER_CONNECTIONS="$(worker_connections)" \
     awk '
         match($0, /^[ ]*@@[A-Z_]+@@$/) {

@@ -43,6 +43,10 @@ stopped cluster takes the environment's, else the saved ones, else these default
   CLUSTER_DIR             state, pids and logs          default <repo>/.cluster
   REPLICAS                number of replicas            default 3
   NGINX_PORT              public entry point            default 8080
+  NGINX_ADDRESSES         loopback addresses nginx listens on (all at NGINX_PORT), space-
+                          separated; default 127.0.0.1. More than one lets a load generator
+                          open more than the ~28,000 connections the kernel's ephemeral ports
+                          allow towards one address and port (loadtest/run.sh uses it)
   NGINX_WORKERS           nginx worker processes        default auto (one per core); each
                           worker holds two descriptors per proxied socket under its own
                           `ulimit -n`, so more workers hold more sockets
@@ -108,7 +112,7 @@ die_port_taken() {
 # Precedence: the caller's environment, then what the last `up` saved, then the defaults. A
 # running cluster keeps its own, whatever the environment says now: only `up` on a stopped
 # cluster takes new ones, and every other command acts on the cluster as it was started.
-setting_names=(REPLICAS NGINX_PORT NGINX_WORKERS REPLICA_BASE_PORT REPLICA_PORTS REPLICA_ENV EXTRA_UPSTREAMS
+setting_names=(REPLICAS NGINX_PORT NGINX_ADDRESSES NGINX_WORKERS REPLICA_BASE_PORT REPLICA_PORTS REPLICA_ENV EXTRA_UPSTREAMS
     REDIS_PORT CYBERHUB_BIN RATE_LIMITS JWT_SECRET PAYMENT_WEBHOOK_SECRET BUS_SECRET REDIS_PASSWORD
     CLUSTER_DATABASE_URL PRIVATE_PG_PORT REDIS_MODE REDIS_PORTS REDIS_NODE_TIMEOUT REDIS_CLUSTER_BUS_PORTS
     REDIS_TLS)
@@ -125,7 +129,14 @@ load_saved_settings() {
     if [ -f "$settings_file" ]; then . "$settings_file"; fi
     # Settings files from before these existed: one Redis.
     : "${REDIS_MODE:=single}" "${REDIS_PORTS:=}" "${REDIS_NODE_TIMEOUT:=2000}" "${REDIS_CLUSTER_BUS_PORTS:=}"
-    : "${REDIS_TLS:=0}"
+    : "${REDIS_TLS:=0}" "${NGINX_ADDRESSES:=127.0.0.1}"
+    local address addresses
+    read -ra addresses <<<"$NGINX_ADDRESSES"
+    [ "${#addresses[@]}" -gt 0 ] || die "NGINX_ADDRESSES is empty"
+    for address in "${addresses[@]}"; do
+        [[ "$address" =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "NGINX_ADDRESSES are loopback IPv4 addresses, not '$address'"
+    done
+    NGINX_ADDRESSES="${addresses[*]}"
 }
 
 warn_ignored_settings() {
@@ -235,11 +246,12 @@ save_settings() {
 }
 
 write_env_file() {
-    local i urls=()
+    local i urls=() entries=() address
     for i in $(seq 1 "$REPLICAS"); do urls+=("http://127.0.0.1:$(replica_port "$i")"); done
+    for address in $NGINX_ADDRESSES; do entries+=("http://$address:$NGINX_PORT"); done
     (umask 077 && {
         echo "# Written by deploy/local/cluster.sh up; load with: set -a; . $CLUSTER_DIR/env; set +a"
-        assignments CYBERHUB_URL "http://127.0.0.1:$NGINX_PORT" REPLICA_URLS "${urls[*]}" \
+        assignments CYBERHUB_URL "${entries[0]}" ENTRY_URLS "${entries[*]}" REPLICA_URLS "${urls[*]}" \
             REDIS_URL "$(redis_url)" DATABASE_URL "$DATABASE_URL" JWT_SECRET "$JWT_SECRET" \
             PAYMENT_WEBHOOK_SECRET "$PAYMENT_WEBHOOK_SECRET" BUS_SECRET "$BUS_SECRET" \
             REDIS_PASSWORD "$REDIS_PASSWORD"
@@ -840,13 +852,16 @@ kill_replica() {
 
 nginx_dir() { echo "$CLUSTER_DIR/nginx"; }
 nginx_pid() { pid_of "$(nginx_dir)/nginx.pid" "nginx"; }
-nginx_health() { curl -fs --max-time 2 -o /dev/null "http://127.0.0.1:$NGINX_PORT/health"; }
+# The first of NGINX_ADDRESSES.
+nginx_url() { echo "http://${NGINX_ADDRESSES%% *}:$NGINX_PORT"; }
+nginx_health() { curl -fs --max-time 2 -o /dev/null "$(nginx_url)/health"; }
 
 render_nginx_conf() {
-    local i servers=() extra
+    local i servers=() extra listens=() address
     for i in $(seq 1 "$REPLICAS"); do servers+=("replica-$i=127.0.0.1:$(replica_port "$i")"); done
+    for address in $NGINX_ADDRESSES; do listens+=(--listen "$address:$NGINX_PORT"); done
     read -ra extra <<<"$EXTRA_UPSTREAMS"
-    "$repo/nginx/render.sh" --mode local --listen "127.0.0.1:$NGINX_PORT" --prefix "$(nginx_dir)" \
+    "$repo/nginx/render.sh" --mode local "${listens[@]}" --prefix "$(nginx_dir)" \
         --workers "$NGINX_WORKERS" "${servers[@]}" "${extra[@]}"
 }
 
@@ -862,7 +877,7 @@ start_nginx() {
         die "nginx did not start; see $(nginx_dir)/error.log"
     fi
     wait_until "nginx on port $NGINX_PORT" 10 nginx_health
-    say "nginx up on http://127.0.0.1:$NGINX_PORT"
+    say "nginx up on $(nginx_url)"
 }
 
 # `up` on a running cluster picks up template edits: a reload keeps the open sockets.
@@ -942,7 +957,7 @@ cmd_up() {
     wait_until "a replica through nginx" 15 nginx_health
     write_env_file
     if [ "$started" = 0 ]; then say "already up"; fi
-    say "entry point http://127.0.0.1:$NGINX_PORT; settings for other tools in $CLUSTER_DIR/env"
+    say "entry point $(nginx_url); settings for other tools in $CLUSTER_DIR/env"
 }
 
 # Only Redis, e.g. a Sentinel set or a Redis Cluster on loopback to point a replica or a benchmark at.
@@ -1002,7 +1017,7 @@ cmd_status() {
         if [ -z "$pid" ] && [ -s "$CLUSTER_DIR/replica-$i.exit" ]; then health="exit $(head -n1 "$CLUSTER_DIR/replica-$i.exit")"; fi
         status_line "replica-$i" "$pid" "$health"
     done
-    status_line nginx "$(nginx_pid || true)" "http://127.0.0.1:$NGINX_PORT"
+    status_line nginx "$(nginx_pid || true)" "$(nginx_url)"
     [ "$all_alive" = 1 ]
 }
 

@@ -40,6 +40,7 @@ export function holdConfig(defaults = {}) {
     eventRate: num('EVENT_RATE', d.EVENT_RATE),
     caseEditMs: duration('CASE_EDIT_EVERY', d.CASE_EDIT_EVERY),
     eventTimeoutMs: duration('EVENT_TIMEOUT', '5s'),
+    connectRetries: int('CONNECT_RETRIES', 0),
     leadMs: 2000,
   };
   c.vus = Math.max(1, Math.ceil(c.sockets / c.perVu));
@@ -112,8 +113,22 @@ export function holdSockets(c, data) {
 
   function openPlayer(identify) {
     const id = uuid();
-    const p = { id, seen: {}, pending: {}, connectedAt: 0, lostAt: 0, slots: {} };
+    const p = { id, seen: {}, pending: {}, connectedAt: 0, lostAt: 0, slots: {}, retries: c.connectRetries };
+    openSocket(p, identify);
+    return p;
+  }
+
+  // A failed connect is tried again (after a second) up to CONNECT_RETRIES times, as a real
+  // client's reconnection would; each retry is counted in sio_connect_retries.
+  function openSocket(p, identify) {
+    const id = p.id;
     p.socket = connect(WS_URL, token(id), {
+      retry() {
+        if (p.retries <= 0 || Date.now() >= loadEnd) return false;
+        p.retries--;
+        setTimeout(() => openSocket(p, identify), 1000);
+        return true;
+      },
       connect(socket) {
         p.connectedAt = Date.now();
         if (identify) {
@@ -124,13 +139,12 @@ export function holdSockets(c, data) {
           });
         }
       },
-      disconnect() {
-        p.lostAt = Date.now();
+      disconnect(_reason, wasConnected) {
+        if (wasConnected) p.lostAt = Date.now();
       },
     });
     p.socket.on(`balance:updated:${id}`, (payload) => onBalance(p, payload));
     p.socket.on('cases:updated', () => onCasesUpdated(p));
-    return p;
   }
 
   function onBalance(p, payload) {

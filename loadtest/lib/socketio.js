@@ -1,7 +1,8 @@
 // Just enough Socket.IO (v5 protocol over Engine.IO v4, websocket transport only) for load tests,
 // on k6's event-loop websockets so one VU can hold many sockets.
 //
-//   const s = connect(WS_URL, token, { connect(s) {}, connect_error(msg) {}, disconnect(reason) {} });
+//   const s = connect(WS_URL, token, { connect(s) {}, connect_error(msg) {}, disconnect(reason) {},
+//                                      retry(reason) { return true to count a failed connect as retried } });
 //   s.on('cases:updated', () => {}); s.emit('user:identify', { userId }, (reply) => {}); s.close();
 //
 // Engine.IO: server `0{...}` open (pingInterval), `2` ping that MUST be answered with `3` (k6's own
@@ -14,6 +15,8 @@ import { duration } from './config.js';
 
 export const connects = new Counter('sio_connects');
 export const connectFailures = new Counter('sio_connect_failures');
+// Connect attempts that failed and were tried again (CONNECT_RETRIES); not in sio_connect_failures.
+export const connectRetries = new Counter('sio_connect_retries');
 export const unexpectedDisconnects = new Counter('sio_unexpected_disconnects');
 export const pongs = new Counter('sio_pongs');
 export const connectTime = new Trend('sio_connect_time', true);
@@ -28,7 +31,7 @@ function warn(message) {
 
 // Makes every counter exist from the start, so a `count==0` threshold is judged, not skipped.
 export function touchCounters() {
-  for (const c of [connects, connectFailures, unexpectedDisconnects, pongs]) c.add(0);
+  for (const c of [connects, connectFailures, connectRetries, unexpectedDisconnects, pongs]) c.add(0);
 }
 
 class Socket {
@@ -169,7 +172,10 @@ class Socket {
   end(reason) {
     if (this.done) return;
     this.done = true;
-    if (!this.connected) {
+    if (!this.connected && !this.closing && this.handlers.retry && this.handlers.retry(reason)) {
+      connectRetries.add(1);
+      warn(`connect failed, trying again: ${reason}`);
+    } else if (!this.connected) {
       connectFailures.add(1);
       warn(`connect failed: ${reason}`);
     } else if (!this.closing) {
