@@ -17,10 +17,12 @@ function token(sub, role = 'user') {
   const h = b64({ alg: 'HS256', typ: 'JWT' }), p = b64({ sub, role, exp: Math.floor(Date.now() / 1000) + 3600 });
   return `${h}.${p}.${crypto.createHmac('sha256', secret).update(`${h}.${p}`).digest('base64url')}`;
 }
+// [utime, stime] of the replica (fields 14 and 15 of /proc/<pid>/stat), in ticks.
 function cpuTicks() {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return +f[11] + +f[12]; // utime, stime (fields 14, 15)
+  return [+f[11], +f[12]];
 }
+const ticksSince = (c0) => cpuTicks().map((t, i) => t - c0[i]);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let connected = 0, arrivals = 0, lat = [], t0 = 0;
 function open() {
@@ -51,7 +53,7 @@ function open() {
   const window = edits * gap + 2000;
   let c0 = cpuTicks();
   await sleep(window);
-  const idle = cpuTicks() - c0;
+  const idle = ticksSince(c0);
   arrivals = 0; lat = [];
   c0 = cpuTicks();
   const start = performance.now();
@@ -64,13 +66,15 @@ function open() {
   }
   while (arrivals < n * edits && performance.now() - start < window) await sleep(50);
   await sleep(Math.max(0, start + window - performance.now()));
-  const busy = cpuTicks() - c0;
+  const busy = ticksSince(c0);
   const deliveries = n * edits;
   lat.sort((a, b) => a - b);
   const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))].toFixed(1);
-  const us = ((busy - idle) / ticksPerSec) * 1e6 / deliveries;
+  const us = (i) => (((busy[i] - idle[i]) / ticksPerSec) * 1e6 / deliveries).toFixed(2);
+  const total = ((busy[0] + busy[1] - idle[0] - idle[1]) / ticksPerSec) * 1e6 / deliveries;
   console.log(`sockets=${n} edits=${edits} deliveries=${arrivals}/${deliveries} window=${window}ms ` +
-    `cpu_busy=${busy}ticks cpu_idle=${idle}ticks cpu_per_delivery=${us.toFixed(2)}us ` +
+    `cpu_busy=${busy[0] + busy[1]}ticks cpu_idle=${idle[0] + idle[1]}ticks ` +
+    `cpu_per_delivery=${total.toFixed(2)}us user=${us(0)}us system=${us(1)}us ` +
     `latency_p50=${q(0.5)}ms latency_p99=${q(0.99)}ms`);
   process.exit(arrivals === deliveries ? 0 : 1);
 })().catch((e) => { console.error(e); process.exit(2); });
