@@ -19,7 +19,7 @@ use crate::auth::Identity;
 use crate::client_ip::ClientIp;
 use crate::events::{user_room, Envelope, Event};
 use crate::metrics::Metrics;
-use crate::sessions::{self, SlowConsumer};
+use crate::sessions;
 use crate::state::{AppState, KnownUsers};
 use crate::store::Store;
 
@@ -78,11 +78,10 @@ impl Delivery {
             Some(room) => namespace.to(room.clone()).sockets(),
         };
         // One emit per socket rather than a broadcast: a broadcast's error does not say which
-        // socket's queue was full, and that socket must be cut, not silently skipped.
+        // socket's queue was full, and that socket must be cut, not silently skipped. A socket
+        // already being cut is not looked up first (an extensions lookup per socket per event):
+        // it left its rooms, and `cut_slow_consumer` does nothing the second time.
         for socket in targets {
-            if socket.extensions.get::<SlowConsumer>().is_some() {
-                continue;
-            }
             let sent = match &envelope.payload {
                 Some(payload) => socket.emit(&envelope.name, payload),
                 // An empty tuple spreads into no arguments: `42["cases:updated"]`, as the old backend sent.

@@ -70,7 +70,7 @@ pub fn end_user(io: &socketioxide::SocketIo, user_id: uuid::Uuid, reason: EndRea
     sockets.len()
 }
 
-/// Marks a socket cut for being a slow consumer: it gets no more events.
+/// Marks a socket cut for being a slow consumer, so that it is cut (and counted) once.
 #[derive(Clone, Copy, Debug)]
 pub struct SlowConsumer;
 

@@ -21,7 +21,6 @@ use std::{
 
 use engineioxide_core::PacketBuf;
 use tokio::sync::{Notify, mpsc::error::TrySendError};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Default)]
 struct State {
@@ -38,6 +37,14 @@ pub(crate) struct Outbox {
     state: Mutex<State>,
     capacity: usize,
     closed: AtomicBool,
+    /// Something is queued (buffered or volatile). Written under the `state` lock, read without
+    /// it by [`Outbox::readable_until_cancelled`]: after each write, the websocket task checks
+    /// for more, and the lock is on memory no other socket shares (a cache miss per delivery in
+    /// a fan-out to thousands).
+    queued: AtomicBool,
+    /// The session was cancelled ([`Outbox::cancel`]); an atomic for the same reason (the
+    /// `CancellationToken`'s `is_cancelled` takes its node's mutex).
+    cancelled: AtomicBool,
     /// Wakes the (single) receiver: a packet was queued or the outbox was closed.
     readable: Notify,
     /// Wakes the tasks waiting in [`Outbox::closed`].
@@ -57,6 +64,7 @@ impl Permit<'_> {
             let mut state = outbox.lock();
             state.reserved -= 1;
             state.queue.push_back(packets);
+            outbox.queued.store(true, Ordering::Release);
         }
         outbox.readable.notify_one();
     }
@@ -83,6 +91,8 @@ impl Outbox {
             state: Mutex::new(State::default()),
             capacity: capacity.max(1),
             closed: AtomicBool::new(false),
+            queued: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
             readable: Notify::new(),
             on_close: Notify::new(),
         }
@@ -117,6 +127,7 @@ impl Outbox {
                 return Err(TrySendError::Full(packets));
             }
             state.queue.push_back(packets);
+            self.queued.store(true, Ordering::Release);
         }
         self.readable.notify_one();
         Ok(())
@@ -127,7 +138,11 @@ impl Outbox {
         if self.is_closed() {
             return false;
         }
-        self.lock().volatile = Some(Box::new(packets));
+        {
+            let mut state = self.lock();
+            state.volatile = Some(Box::new(packets));
+            self.queued.store(true, Ordering::Release);
+        }
         self.readable.notify_one();
         true
     }
@@ -140,9 +155,13 @@ impl Outbox {
                 // Give the buffer back: an idle socket holds no queue memory.
                 state.queue = VecDeque::new();
             }
+            if state.queue.is_empty() && state.volatile.is_none() {
+                self.queued.store(false, Ordering::Release);
+            }
             return Recv::Packets(packets);
         }
         if let Some(packets) = state.volatile.take() {
+            self.queued.store(false, Ordering::Release);
             return Recv::Packets(*packets);
         }
         if self.is_closed() {
@@ -167,32 +186,37 @@ impl Outbox {
         }
     }
 
-    /// Like [`Outbox::recv`], but also ends (after what is queued) once `token` is cancelled; the
-    /// canceller must call [`Outbox::wake`]. One future for both saves the websocket task a second
-    /// waiter (`CancellationToken::cancelled`).
+    /// Like [`Outbox::recv`], but also ends (after what is queued) once [`Outbox::cancel`] was
+    /// called. One future for both saves the websocket task a second waiter
+    /// (`CancellationToken::cancelled`).
     ///
     /// Takes nothing: returns `true` when there is something to read with [`Outbox::try_recv`]
     /// (packets, or the end), `false` when cancelled with nothing queued. The packets are taken
     /// by the writer itself, so no 168-byte `PacketBuf` is part of the waiting future.
-    pub(crate) async fn readable_until(&self, token: &CancellationToken) -> bool {
+    pub(crate) async fn readable_until_cancelled(&self) -> bool {
         loop {
             if self.has_next() {
                 return true;
             }
-            if token.is_cancelled() {
+            if self.cancelled.load(Ordering::Acquire) {
                 return false;
             }
+            // A packet queued (or a cancel) after the checks above still wakes this: `notify_one`
+            // stores a permit when nobody waits.
             self.readable.notified().await;
         }
     }
 
+    /// Without the lock: `queued` is stored under it, with release ordering, before the waker
+    /// is notified.
     fn has_next(&self) -> bool {
-        let state = self.lock();
-        !state.queue.is_empty() || state.volatile.is_some() || self.is_closed()
+        self.queued.load(Ordering::Acquire) || self.is_closed()
     }
 
-    /// Wakes the reader (see [`Outbox::readable_until`]).
-    pub(crate) fn wake(&self) {
+    /// Ends [`Outbox::readable_until_cancelled`] once what is queued was read (the session's
+    /// `CancellationToken` is cancelled too, for the other tasks that watch it).
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
         self.readable.notify_one();
     }
 
@@ -323,5 +347,45 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(got.is_some());
+    }
+
+    #[tokio::test]
+    async fn readable_until_cancelled_sees_packets_then_the_cancel() {
+        let outbox = std::sync::Arc::new(Outbox::new(8));
+        let waiter = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move { outbox.readable_until_cancelled().await })
+        };
+        tokio::task::yield_now().await;
+        outbox.send_volatile(msg("v"));
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(1), waiter);
+        assert!(
+            woke.await.unwrap().unwrap(),
+            "a queued packet makes it readable"
+        );
+        assert!(matches!(outbox.try_recv(), Recv::Packets(_)));
+        assert!(!outbox.has_next(), "drained: nothing left to read");
+
+        // Cancelled with a packet queued: the packet is still read first.
+        outbox.try_send(msg("a")).unwrap();
+        outbox.cancel();
+        assert!(outbox.readable_until_cancelled().await);
+        assert!(matches!(outbox.try_recv(), Recv::Packets(_)));
+        let ended = outbox.readable_until_cancelled();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(1), ended);
+        assert!(!ended.await.unwrap(), "cancelled and drained");
+    }
+
+    #[tokio::test]
+    async fn a_cancel_wakes_the_waiting_reader() {
+        let outbox = std::sync::Arc::new(Outbox::new(8));
+        let waiter = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move { outbox.readable_until_cancelled().await })
+        };
+        tokio::task::yield_now().await;
+        outbox.cancel();
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(1), waiter);
+        assert!(!woke.await.unwrap().unwrap());
     }
 }

@@ -393,7 +393,7 @@ where
     /// outbox and the cancellation with one future).
     pub(crate) fn cancel(&self) {
         self.cancellation_token.cancel();
-        self.outbox.wake();
+        self.outbox.cancel();
     }
 
     /// A heartbeat packet (pong in v4, ping in v3) arrived from the client.

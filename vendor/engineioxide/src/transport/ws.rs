@@ -289,8 +289,8 @@ where
     loop {
         tokio::select! {
             biased;
-            // Queued packets first, then the cancellation (one waiter for both, see `recv_until`).
-            readable = socket.outbox.readable_until(&socket.cancellation_token) => {
+            // Queued packets first, then the cancellation (one waiter for both, see `Outbox::readable_until_cancelled`).
+            readable = socket.outbox.readable_until_cancelled() => {
                 // Boxed: the write state (~0.7 KB) exists only while writing, not in every idle
                 // connection's task.
                 if !readable || !Box::pin(write_all(socket, ws)).await {
