@@ -243,8 +243,13 @@ on_both_backends! {
         let user = app.known_user().await;
         let a = app.socket(Some(&user.token)).await;
         let b = app.socket(None).await;
-        let health = app.get("/health", None).await;
-        assert_eq!(health.body["clients"], 2);
+        // The client hears its connect before the server's connect handler has counted it (the
+        // handler runs after socketioxide sends the connect packet): poll, don't read once.
+        let health = eventually(Duration::from_secs(5), "/health counts both sockets", || async {
+            let health = app.get("/health", None).await;
+            if health.body["clients"] == 2 { Ok(health) } else { Err(health.body) }
+        })
+        .await;
         assert_eq!(health.body["websocket"], "active");
         let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
         assert!(metrics.contains("cyberhub_connected_clients_by_auth{auth=\"anonymous\"} 1"), "{metrics}");
