@@ -4,19 +4,12 @@
 // every event. CPU per delivery = (CPU during the edits − idle CPU for as long) / deliveries.
 //   node fanout-cpu.cjs URL N SECRET PID [EDITS=40] [GAP_MS=250]
 // Also prints the client-side delivery latency (edit sent → event at the socket).
-const path = require('path');
 const fs = require('fs');
-const WebSocket = require(path.join(__dirname, '../../tests/js/node_modules/ws'));
-const crypto = require('crypto');
+const { token, openWebsocket } = require('./raw-socketio.cjs');
 const [url, n, secret, pid] = [process.argv[2], +process.argv[3], process.argv[4], process.argv[5]];
 const edits = +(process.argv[6] || 40), gap = +(process.argv[7] || 250);
 const http = url.replace(/^ws/, 'http');
 const ticksPerSec = 100; // CLK_TCK on Linux
-const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-function token(sub, role = 'user') {
-  const h = b64({ alg: 'HS256', typ: 'JWT' }), p = b64({ sub, role, exp: Math.floor(Date.now() / 1000) + 3600 });
-  return `${h}.${p}.${crypto.createHmac('sha256', secret).update(`${h}.${p}`).digest('base64url')}`;
-}
 // [utime, stime] of the replica (fields 14 and 15 of /proc/<pid>/stat), in ticks.
 function cpuTicks() {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -25,21 +18,14 @@ function cpuTicks() {
 const ticksSince = (c0) => cpuTicks().map((t, i) => t - c0[i]);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let connected = 0, arrivals = 0, lat = [], t0 = 0;
-function open() {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(`${url}/socket.io/?EIO=4&transport=websocket`);
-    ws.on('message', (m) => {
-      m = m.toString();
-      if (m.startsWith('0')) ws.send('40' + JSON.stringify({ token: token(crypto.randomUUID()) }));
-      else if (m.startsWith('40')) { connected++; resolve(); }
-      else if (m === '2') ws.send('3');
-      else if (m.startsWith('42["cases:updated"')) { arrivals++; lat.push(performance.now() - t0); }
-    });
-    ws.on('error', () => resolve());
-  });
+async function open() {
+  const onEvent = (frame) => {
+    if (frame.startsWith('42["cases:updated"')) { arrivals++; lat.push(performance.now() - t0); }
+  };
+  if (await openWebsocket(url, secret, { onEvent })) connected++;
 }
 (async () => {
-  const headers = { 'content-type': 'application/json', authorization: `Bearer ${token(crypto.randomUUID(), 'admin')}` };
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${token(secret, undefined, 'admin')}` };
   const created = await fetch(`${http}/api/admin/cases`, {
     method: 'POST', headers,
     body: JSON.stringify({ name: 'fanout-cpu', image: '', price: 1,

@@ -5,29 +5,13 @@
 // and the connect sent by POST), keep-alive connections.
 // It prints "connected <n>" once all are open, then "alive <n>" every 30 s; "closed <n>" counts
 // sessions the server ended.
-const path = require('path');
 const http = require('http');
-const WebSocket = require(path.join(__dirname, '../../tests/js/node_modules/ws'));
-const crypto = require('crypto');
+const { token: sign, openWebsocket } = require('./raw-socketio.cjs');
 const [url, n, secret, transport = 'websocket'] = [process.argv[2], +process.argv[3], process.argv[4], process.argv[5]];
-const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-function token(sub) {
-  const h = b64({ alg: 'HS256', typ: 'JWT' }), p = b64({ sub, exp: Math.floor(Date.now() / 1000) + 3600 });
-  return `${h}.${p}.${crypto.createHmac('sha256', secret).update(`${h}.${p}`).digest('base64url')}`;
-}
+const token = () => sign(secret);
 let connected = 0, closed = 0;
-function openWs() {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(`${url}/socket.io/?EIO=4&transport=websocket`);
-    ws.on('message', (m) => {
-      m = m.toString();
-      if (m.startsWith('0')) ws.send('40' + JSON.stringify({ token: token(crypto.randomUUID()) }));
-      else if (m.startsWith('40')) { connected++; resolve(); }
-      else if (m === '2') ws.send('3');
-    });
-    ws.on('close', () => closed++);
-    ws.on('error', () => resolve());
-  });
+async function openWs() {
+  if (await openWebsocket(url, secret, { onClose: () => closed++ })) connected++;
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
@@ -49,7 +33,7 @@ async function openPolling() {
     const open = await request('GET', '');
     const sid = JSON.parse(open.slice(1)).sid;
     const q = `&sid=${sid}`;
-    await request('POST', q, '40' + JSON.stringify({ token: token(crypto.randomUUID()) }));
+    await request('POST', q, '40' + JSON.stringify({ token: token() }));
     let counted = false;
     (async () => {
       for (;;) {
